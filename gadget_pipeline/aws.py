@@ -1,0 +1,76 @@
+"""boto3 clients for either world. Local and AWS differ only in the endpoint and credentials."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from gadget_pipeline import config
+
+# moto answers unimplemented calls with HTTP 500, which botocore would retry for seconds: fail fast locally.
+_LOCAL_CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+_AWS_CLIENT_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"})
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # noqa: S105 (moto)
+
+
+@dataclass
+class AwsTarget:
+    """Which AWS to talk to: a moto endpoint (local) or the real one (endpoint_url=None)."""
+
+    endpoint_url: str | None
+    region: str = field(default_factory=config.region)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def is_local(self) -> bool:
+        return self.endpoint_url is not None
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._new_client(service)
+            return self._clients[service]
+
+    def _new_client(self, service: str) -> Any:
+        if self.is_local:
+            return boto3.client(
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                config=_LOCAL_CLIENT_CONFIG,
+                **LOCAL_CREDENTIALS,
+            )
+        return boto3.client(service, region_name=self.region, config=_AWS_CLIENT_CONFIG)
+
+    @classmethod
+    def local(cls, endpoint_url: str) -> AwsTarget:
+        return cls(endpoint_url=endpoint_url)
+
+    @classmethod
+    def from_env(cls) -> AwsTarget:
+        """The target the environment switch selects."""
+        if config.gadget_env() == "aws":
+            return cls(endpoint_url=None)
+        return cls.local(local_endpoint())
+
+
+def local_endpoint() -> str:
+    """GADGET_AWS_ENDPOINT, else the endpoint `gadget-pipeline local up` recorded."""
+    explicit = os.environ.get("GADGET_AWS_ENDPOINT")
+    if explicit:
+        return explicit.rstrip("/")
+    from gadget_pipeline import local_aws
+
+    state = local_aws.read_state()
+    if state is None or not local_aws.is_serving(state.endpoint):
+        raise config.ConfigError(
+            "the local AWS is not running: start it with `gadget-pipeline local up` "
+            "(or set GADGET_AWS_ENDPOINT)"
+        )
+    return state.endpoint
