@@ -12,7 +12,7 @@ from typing import Literal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "infra" / "template.yaml"
-LAMBDA_SOURCE_DIR = REPO_ROOT / "lambdas" / "gadget_sales_transform"
+LAMBDA_SOURCE_DIR = REPO_ROOT / "lambdas/gadget_sales_transform"
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 Environment = Literal["local", "aws"]
@@ -41,4 +41,4 @@ def region() -> str:
 
 
 def stack_name() -> str:
-    return os.environ.get("GADGET_STACK_NAME", "gadget-sales")
+    return os.environ.get("GADGET_STACK_NAME", "gadget-pipeline")

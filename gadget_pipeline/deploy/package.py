@@ -16,13 +16,14 @@ _ZIP_EPOCH = (2020, 1, 1, 0, 0, 0)
 
 @dataclass(frozen=True)
 class LambdaPackage:
+    name: str
     content: bytes
     sha256: str
     files: tuple[str, ...]
 
     @property
     def s3_key(self) -> str:
-        return f"lambda/gadget_sales_transform-{self.sha256[:16]}.zip"
+        return f"lambda/{self.name}-{self.sha256[:16]}.zip"
 
 
 def package_lambda(source_dir: Path = config.LAMBDA_SOURCE_DIR) -> LambdaPackage:
@@ -43,7 +44,7 @@ def package_lambda(source_dir: Path = config.LAMBDA_SOURCE_DIR) -> LambdaPackage
             archive.writestr(info, path.read_bytes())
             names.append(name)
     content = buffer.getvalue()
-    return LambdaPackage(content, hashlib.sha256(content).hexdigest(), tuple(names))
+    return LambdaPackage(source_dir.name, content, hashlib.sha256(content).hexdigest(), tuple(names))
 
 
 def upload_package(s3_client, bucket: str, package: LambdaPackage) -> bool:
