@@ -37,29 +37,15 @@ class RawCursor:
     """What a sensor remembers between ticks (serialised as JSON)."""
 
     last_key_by_prefix: dict[str, str] = field(default_factory=dict)
-    known_partitions: list[str] = field(default_factory=list)
-    known_columns: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "last_key_by_prefix": self.last_key_by_prefix,
-                "known_partitions": self.known_partitions,
-                "known_columns": self.known_columns,
-            },
-            sort_keys=True,
-        )
+        return json.dumps({"last_key_by_prefix": self.last_key_by_prefix}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> RawCursor:
         if not text:
             return cls()
-        data = json.loads(text)
-        return cls(
-            last_key_by_prefix=dict(data.get("last_key_by_prefix", {})),
-            known_partitions=list(data.get("known_partitions", [])),
-            known_columns=list(data.get("known_columns", [])),
-        )
+        return cls(last_key_by_prefix=dict(json.loads(text).get("last_key_by_prefix", {})))
 
 
 def expand_timestamp_prefix(prefix_template: str, moment: datetime) -> str:
@@ -130,11 +116,7 @@ def list_new_objects(
         if last:
             last_keys[prefix] = last
     # Prefixes that slid out of the window are forgotten: the cursor stays as small as the window.
-    window_partitions = {partition_of(prefix + "x", root) for prefix in window}
-    known = sorted(
-        {p for p in cursor.known_partitions if p in window_partitions} | {obj.partition for obj in found}
-    )
-    return found, RawCursor(last_keys, known, cursor.known_columns)
+    return found, RawCursor(last_keys)
 
 
 def _pages(s3: Any, bucket: str, prefix: str, start_after: str) -> Iterable[dict[str, Any]]:
