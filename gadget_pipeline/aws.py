@@ -13,7 +13,9 @@ from botocore.config import Config
 from gadget_pipeline import config
 
 # moto answers unimplemented calls with HTTP 500, which botocore would retry for seconds: fail fast locally.
-_LOCAL_CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+_LOCAL_CLIENT_CONFIG = Config(
+    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60
+)
 _AWS_CLIENT_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"})
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # noqa: S105 (moto)
 

@@ -58,8 +58,10 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(f"running: {state.endpoint} (pid {state.pid}, log {state.log_file})")
         return 0
     if current == "stale" and state is not None:
-        print(f"stale: state file names pid {state.pid} at {state.endpoint}, which is not answering; "
-              "run `gadget-pipeline local down` then `local up`")
+        print(
+            f"stale: state file names pid {state.pid} at {state.endpoint}, which is not answering; "
+            "run `gadget-pipeline local down` then `local up`"
+        )
         return 1
     print("stopped: run `gadget-pipeline local up`")
     return 1
@@ -78,11 +80,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         target = AwsTarget.local(_local_endpoint())
         result = deploy_local(target, parameters=overrides, stack_name=args.stack_name, progress=_progress)
         if result.changed:
-            print(f"deployed stack {args.stack_name or config.stack_name()} to {target.endpoint_url}: "
-                  f"{len(result.changes)} change(s)")
+            print(
+                f"deployed stack {args.stack_name or config.stack_name()} to {target.endpoint_url}: "
+                f"{len(result.changes)} change(s)"
+            )
         else:
-            print(f"no changes: stack {args.stack_name or config.stack_name()} on {target.endpoint_url} "
-                  "already matches infra/template.yaml")
+            print(
+                f"no changes: stack {args.stack_name or config.stack_name()} on {target.endpoint_url} "
+                "already matches infra/template.yaml"
+            )
         _print_outputs(result.outputs)
         return 0
 
@@ -132,22 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = verbs.add_parser("local", help="start, stop or inspect the local AWS (a moto server)")
     local.add_argument("action", choices=["up", "down", "status"])
-    local.add_argument("--port", type=port_number, default=local_aws.DEFAULT_PORT,
-                       help=f"port for `up` (default {local_aws.DEFAULT_PORT}, env GADGET_LOCAL_PORT)")
+    local.add_argument(
+        "--port",
+        type=port_number,
+        default=local_aws.DEFAULT_PORT,
+        help=f"port for `up` (default {local_aws.DEFAULT_PORT}, env GADGET_LOCAL_PORT)",
+    )
     local.set_defaults(func=cmd_local)
 
     deploy = verbs.add_parser("deploy", help="deploy infra/template.yaml to the local AWS or to AWS")
     deploy.add_argument("--target", choices=["local", "aws"], default="local")
-    deploy.add_argument("--param", type=key_value, action="append", metavar="KEY=VALUE",
-                        help="override a template parameter (repeatable)")
+    deploy.add_argument(
+        "--param",
+        type=key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a template parameter (repeatable)",
+    )
     deploy.add_argument("--stack-name", default=None, help="default: GADGET_STACK_NAME or gadget-pipeline")
     deploy.add_argument("--bucket", help="with --target aws: the data bucket name (globally unique)")
     deploy.add_argument("--artifact-bucket", help="with --target aws: existing bucket for the Lambda zip")
     deploy.set_defaults(func=cmd_deploy)
 
     from gadget_pipeline.athena import cli as athena_cli
-    from gadget_pipeline.ingest import cli as ingest_cli
     from gadget_pipeline.devenv import cli as devenv_cli
+    from gadget_pipeline.ingest import cli as ingest_cli
 
     ingest_cli.register(verbs)
     athena_cli.register(verbs)

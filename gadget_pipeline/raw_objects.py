@@ -78,14 +78,19 @@ def hour_prefixes(prefix_template: str, now: datetime, lookback_hours: int) -> l
 
 def partition_of(key: str, root: str) -> str:
     """Hive partition path of an object key below the raw root: 'year=…/month=…/day=…/hour=…'."""
-    relative = key[len(root):] if key.startswith(root) else key
+    relative = key[len(root) :] if key.startswith(root) else key
     return "/".join(part for part in relative.split("/")[:-1] if "=" in part)
 
 
 def is_data_object(key: str, size: int) -> bool:
     """Firehose data files, not folder markers, empty objects or tool droppings."""
     name = key.rsplit("/", 1)[-1]
-    return size > 0 and bool(name) and not name.startswith(("_", ".")) and not name.endswith((".tmp", "$folder$"))
+    return (
+        size > 0
+        and bool(name)
+        and not name.startswith(("_", "."))
+        and not name.endswith((".tmp", "$folder$"))
+    )
 
 
 def list_new_objects(

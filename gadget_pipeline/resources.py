@@ -1,8 +1,6 @@
 """Dagster resources. One switch (GADGET_ENV) decides whether they talk to the local moto server or AWS;
 assets, sensors and SQL never know which."""
 
-from __future__ import annotations
-
 import os
 from typing import Any
 
@@ -64,7 +62,7 @@ class AwsStackResource(dg.ConfigurableResource):
 class AthenaResource(dg.ConfigurableResource):
     """Athena SQL: pyathena against the workgroup on AWS, DuckDB over the Glue catalog locally."""
 
-    stack: dg.ResourceDependency[AwsStackResource]
+    stack: AwsStackResource
     _engine: Any = PrivateAttr(default=None)
 
     @property
@@ -79,7 +77,7 @@ class AthenaResource(dg.ConfigurableResource):
 class GlueCrawlerResource(dg.ConfigurableResource):
     """The crawler that keeps the raw table's schema and partitions current: Glue on AWS, ours locally."""
 
-    stack: dg.ResourceDependency[AwsStackResource]
+    stack: AwsStackResource
 
     def crawl(self) -> Any:
         from gadget_pipeline.catalog.crawler import crawler_for
@@ -90,7 +88,7 @@ class GlueCrawlerResource(dg.ConfigurableResource):
 class OrdersTableResource(dg.ConfigurableResource):
     """Read access to the DynamoDB source of truth, for reconciliation."""
 
-    stack: dg.ResourceDependency[AwsStackResource]
+    stack: AwsStackResource
 
     def scan_items(self) -> list[dict[str, Any]]:
         table = self.stack.outputs["TableName"]

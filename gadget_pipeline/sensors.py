@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from gadget_pipeline import config, jobs
+from gadget_pipeline.athena.current_state import raw_table_name
 from gadget_pipeline.raw_objects import ListingStats, RawCursor, RawObject, list_new_objects, static_prefix
 from gadget_pipeline.resources import AwsStackResource
 
@@ -24,14 +25,9 @@ LOOKBACK_HOURS = 2
 _SAMPLE_BYTES = 256 * 1024
 
 
-def _default_status() -> dg.DefaultSensorStatus:
+def _default_status(environment: str) -> dg.DefaultSensorStatus:
     # Locally `make dev` shows a live pipeline without clicking; on AWS an operator switches them on.
-    return dg.DefaultSensorStatus.RUNNING if config.gadget_env() == "local" else dg.DefaultSensorStatus.STOPPED
-
-
-def glue_table_name(raw_location: str) -> str:
-    """Glue names a crawled table after the last folder of the crawler's S3 target."""
-    return raw_location.rstrip("/").rsplit("/", 1)[-1].lower().replace("-", "_")
+    return dg.DefaultSensorStatus.RUNNING if environment == "local" else dg.DefaultSensorStatus.STOPPED
 
 
 def missing_partitions(glue: Any, database: str, table: str, partitions: list[str]) -> list[str] | None:
@@ -47,7 +43,7 @@ def missing_partitions(glue: Any, database: str, table: str, partitions: list[st
         response = glue.batch_get_partition(
             DatabaseName=database,
             TableName=table,
-            PartitionsToGet=[{"Values": v} for v in values[start:start + 1000]],
+            PartitionsToGet=[{"Values": v} for v in values[start : start + 1000]],
         )
         found |= {tuple(p["Values"]) for p in response.get("Partitions", [])}
     return sorted(partition for partition, v in wanted.items() if tuple(v) not in found)
@@ -71,14 +67,8 @@ def sample_columns(s3: Any, bucket: str, obj: RawObject) -> set[str]:
     return {key.lower() for key in record} if isinstance(record, dict) else set()
 
 
-@dg.sensor(
-    name="raw_cdc_files_sensor",
-    description="New Firehose objects under raw/: report them, then crawl (new partition or column) or refresh.",
-    minimum_interval_seconds=30,
-    jobs=[jobs.crawl_raw_cdc_job, jobs.refresh_current_state_job],
-    default_status=_default_status(),
-)
-def raw_cdc_files_sensor(context: dg.SensorEvaluationContext, stack: AwsStackResource) -> dg.SensorResult:
+def evaluate_raw_cdc_files(context: dg.SensorEvaluationContext, stack: AwsStackResource) -> dg.SensorResult:
+    """One tick of raw_cdc_files_sensor."""
     outputs = stack.outputs
     bucket = outputs["BucketName"]
     prefix_template = stack.raw_prefix_template()
@@ -93,13 +83,15 @@ def raw_cdc_files_sensor(context: dg.SensorEvaluationContext, stack: AwsStackRes
         )
 
     glue = stack.client("glue")
-    database, table = outputs["GlueDatabaseName"], glue_table_name(outputs["RawLocation"])
+    database, table = outputs["GlueDatabaseName"], raw_table_name(outputs)
     partitions = sorted({obj.partition for obj in new_objects})
     missing = missing_partitions(glue, database, table, partitions)
     newest = max(new_objects, key=lambda obj: obj.key)
     new_columns: set[str] = set()
     if missing == []:
-        new_columns = sample_columns(stack.client("s3"), bucket, newest) - table_columns(glue, database, table)
+        new_columns = sample_columns(stack.client("s3"), bucket, newest) - table_columns(
+            glue, database, table
+        )
     needs_crawl = missing is None or bool(missing) or bool(new_columns)
 
     materialization = dg.AssetMaterialization(
@@ -115,8 +107,10 @@ def raw_cdc_files_sensor(context: dg.SensorEvaluationContext, stack: AwsStackRes
         },
     )
     if needs_crawl:
-        reason = "table missing" if missing is None else (
-            f"new partitions {missing}" if missing else f"new columns {sorted(new_columns)}"
+        reason = (
+            "table missing"
+            if missing is None
+            else (f"new partitions {missing}" if missing else f"new columns {sorted(new_columns)}")
         )
         request = dg.RunRequest(
             run_key=f"crawl:{newest.key}", job_name=jobs.crawl_raw_cdc_job.name, tags={"reason": reason[:200]}
@@ -125,18 +119,33 @@ def raw_cdc_files_sensor(context: dg.SensorEvaluationContext, stack: AwsStackRes
         request = dg.RunRequest(run_key=f"refresh:{newest.key}", job_name=jobs.refresh_current_state_job.name)
     context.log.info(
         "raw sensor: %d new objects in %d partitions, %d list calls, %d keys listed -> %s",
-        len(new_objects), len(partitions), stats.list_calls, stats.keys_listed, request.job_name,
+        len(new_objects),
+        len(partitions),
+        stats.list_calls,
+        stats.keys_listed,
+        request.job_name,
     )
-    return dg.SensorResult(run_requests=[request], asset_events=[materialization], cursor=next_cursor.to_json())
+    return dg.SensorResult(
+        run_requests=[request], asset_events=[materialization], cursor=next_cursor.to_json()
+    )
 
 
-def sensors() -> list[dg.SensorDefinition]:
+def build_sensors(environment: str | None = None) -> list[dg.SensorDefinition]:
+    environment = environment or config.gadget_env()
+    raw_cdc_files_sensor = dg.sensor(
+        name="raw_cdc_files_sensor",
+        description="New Firehose objects under raw/: report them, then crawl (new partition or column) "
+        "or refresh the current state.",
+        minimum_interval_seconds=30,
+        jobs=[jobs.crawl_raw_cdc_job, jobs.refresh_current_state_job],
+        default_status=_default_status(environment),
+    )(evaluate_raw_cdc_files)
     return [
         raw_cdc_files_sensor,
         dg.AutomationConditionSensorDefinition(
             "gadget_automation_sensor",
             target=dg.AssetSelection.all(),
-            default_status=_default_status(),
+            default_status=_default_status(environment),
             minimum_interval_seconds=30,
             description="Eager automation: rebuilds tables whose upstream data changed.",
         ),

@@ -40,7 +40,7 @@ def read_resource_records(ssm: Any, stack_name: str) -> dict[str, ResourceRecord
     records: dict[str, ResourceRecord] = {}
     for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=True):
         for parameter in page["Parameters"]:
-            records[parameter["Name"][len(prefix):]] = ResourceRecord.from_json(parameter["Value"])
+            records[parameter["Name"][len(prefix) :]] = ResourceRecord.from_json(parameter["Value"])
     return records
 
 
@@ -50,7 +50,9 @@ def stack_outputs(target: AwsTarget, stack_name: str | None = None) -> dict[str,
     if target.is_local:
         ssm = target.client("ssm")
         try:
-            value = ssm.get_parameter(Name=f"{record_prefix(stack_name)}/{OUTPUTS_RECORD}")["Parameter"]["Value"]
+            value = ssm.get_parameter(Name=f"{record_prefix(stack_name)}/{OUTPUTS_RECORD}")["Parameter"][
+                "Value"
+            ]
         except ssm.exceptions.ParameterNotFound:
             raise config.ConfigError(
                 f"stack {stack_name!r} is not deployed on {target.endpoint_url}: "
@@ -65,12 +67,16 @@ def stack_outputs(target: AwsTarget, stack_name: str | None = None) -> dict[str,
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
 
-def local_resource_record(target: AwsTarget, logical_id: str, stack_name: str | None = None) -> dict[str, Any]:
+def local_resource_record(
+    target: AwsTarget, logical_id: str, stack_name: str | None = None
+) -> dict[str, Any]:
     """Resolved properties of one locally deployed resource (for what moto cannot store, e.g. classifiers)."""
     stack_name = stack_name or config.stack_name()
     ssm = target.client("ssm")
     try:
-        value = ssm.get_parameter(Name=f"{record_prefix(stack_name)}/resources/{logical_id}")["Parameter"]["Value"]
+        value = ssm.get_parameter(Name=f"{record_prefix(stack_name)}/resources/{logical_id}")["Parameter"][
+            "Value"
+        ]
     except ssm.exceptions.ParameterNotFound:
         raise config.ConfigError(f"{logical_id} is not deployed in local stack {stack_name!r}") from None
     return ResourceRecord.from_json(value).properties

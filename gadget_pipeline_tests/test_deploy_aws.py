@@ -47,8 +47,9 @@ def test_lambda_zip_changes_with_the_code(tmp_path: Path) -> None:
 
 
 def _stub_upload(s3_stub: Stubber, key: str) -> None:
-    s3_stub.add_client_error("head_object", "404", http_status_code=404,
-                             expected_params={"Bucket": "artifacts", "Key": key})
+    s3_stub.add_client_error(
+        "head_object", "404", http_status_code=404, expected_params={"Bucket": "artifacts", "Key": key}
+    )
     s3_stub.add_response("put_object", {}, {"Bucket": "artifacts", "Key": key, "Body": ANY})
 
 
@@ -58,22 +59,61 @@ def test_create_stack_through_a_change_set() -> None:
     with Stubber(cloudformation) as cfn_stub, Stubber(s3) as s3_stub:
         _stub_upload(s3_stub, key)
         cfn_stub.add_client_error("describe_stacks", "ValidationError", "Stack with id gp does not exist")
-        cfn_stub.add_response("create_change_set", {"Id": "cs-arn"}, {
-            "StackName": "gp", "ChangeSetName": ANY, "ChangeSetType": "CREATE", "TemplateBody": ANY,
-            "Parameters": ANY, "Capabilities": ["CAPABILITY_NAMED_IAM"], "Tags": ANY,
-        })
-        cfn_stub.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE"})
-        cfn_stub.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": [
-            {"Type": "Resource", "ResourceChange": {"Action": "Add", "LogicalResourceId": "OrdersTable",
-                                                    "ResourceType": "AWS::DynamoDB::Table"}}]})
+        cfn_stub.add_response(
+            "create_change_set",
+            {"Id": "cs-arn"},
+            {
+                "StackName": "gp",
+                "ChangeSetName": ANY,
+                "ChangeSetType": "CREATE",
+                "TemplateBody": ANY,
+                "Parameters": ANY,
+                "Capabilities": ["CAPABILITY_NAMED_IAM"],
+                "Tags": ANY,
+            },
+        )
+        cfn_stub.add_response(
+            "describe_change_set", {"Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE"}
+        )
+        cfn_stub.add_response(
+            "describe_change_set",
+            {
+                "Status": "CREATE_COMPLETE",
+                "Changes": [
+                    {
+                        "Type": "Resource",
+                        "ResourceChange": {
+                            "Action": "Add",
+                            "LogicalResourceId": "OrdersTable",
+                            "ResourceType": "AWS::DynamoDB::Table",
+                        },
+                    }
+                ],
+            },
+        )
         cfn_stub.add_response("execute_change_set", {}, {"StackName": "gp", "ChangeSetName": ANY})
-        complete = {"Stacks": [{"StackName": "gp", "StackStatus": "CREATE_COMPLETE", "CreationTime": "2026-01-01",
-                                "Outputs": OUTPUTS}]}
+        complete = {
+            "Stacks": [
+                {
+                    "StackName": "gp",
+                    "StackStatus": "CREATE_COMPLETE",
+                    "CreationTime": "2026-01-01",
+                    "Outputs": OUTPUTS,
+                }
+            ]
+        }
         cfn_stub.add_response("describe_stacks", complete)
         cfn_stub.add_response("describe_stacks", complete)
         lines: list[str] = []
-        result = deploy_aws(cloudformation, s3, stack_name="gp", artifact_bucket="artifacts",
-                            parameters={"BucketName": "my-cdc-bucket"}, progress=lines.append, waiter_delay=0)
+        result = deploy_aws(
+            cloudformation,
+            s3,
+            stack_name="gp",
+            artifact_bucket="artifacts",
+            parameters={"BucketName": "my-cdc-bucket"},
+            progress=lines.append,
+            waiter_delay=0,
+        )
         cfn_stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()
     assert result.change_set_type == "CREATE" and result.changed
@@ -86,17 +126,37 @@ def test_unchanged_stack_deletes_the_empty_change_set() -> None:
     key = package.package_lambda().s3_key
     with Stubber(cloudformation) as cfn_stub, Stubber(s3) as s3_stub:
         s3_stub.add_response("head_object", {}, {"Bucket": "artifacts", "Key": key})
-        cfn_stub.add_response("describe_stacks", {"Stacks": [
-            {"StackName": "gp", "StackStatus": "UPDATE_COMPLETE", "CreationTime": "2026-01-01"}]})
+        cfn_stub.add_response(
+            "describe_stacks",
+            {"Stacks": [{"StackName": "gp", "StackStatus": "UPDATE_COMPLETE", "CreationTime": "2026-01-01"}]},
+        )
         cfn_stub.add_response("create_change_set", {"Id": "cs-arn"})
         failed = {"Status": "FAILED", "StatusReason": "The submitted information didn't contain changes."}
         cfn_stub.add_response("describe_change_set", failed)
         cfn_stub.add_response("describe_change_set", failed)
         cfn_stub.add_response("delete_change_set", {}, {"StackName": "gp", "ChangeSetName": ANY})
-        cfn_stub.add_response("describe_stacks", {"Stacks": [
-            {"StackName": "gp", "StackStatus": "UPDATE_COMPLETE", "CreationTime": "2026-01-01", "Outputs": OUTPUTS}]})
-        result = deploy_aws(cloudformation, s3, stack_name="gp", artifact_bucket="artifacts",
-                            parameters={}, progress=lambda _: None, waiter_delay=0)
+        cfn_stub.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "gp",
+                        "StackStatus": "UPDATE_COMPLETE",
+                        "CreationTime": "2026-01-01",
+                        "Outputs": OUTPUTS,
+                    }
+                ]
+            },
+        )
+        result = deploy_aws(
+            cloudformation,
+            s3,
+            stack_name="gp",
+            artifact_bucket="artifacts",
+            parameters={},
+            progress=lambda _: None,
+            waiter_delay=0,
+        )
         cfn_stub.assert_no_pending_responses()
     assert result.change_set_type == "UPDATE" and not result.changed
 
@@ -106,11 +166,24 @@ def test_rolled_back_stack_is_a_clear_error() -> None:
     key = package.package_lambda().s3_key
     with Stubber(cloudformation) as cfn_stub, Stubber(s3) as s3_stub:
         s3_stub.add_response("head_object", {}, {"Bucket": "artifacts", "Key": key})
-        cfn_stub.add_response("describe_stacks", {"Stacks": [
-            {"StackName": "gp", "StackStatus": "ROLLBACK_COMPLETE", "CreationTime": "2026-01-01"}]})
+        cfn_stub.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {"StackName": "gp", "StackStatus": "ROLLBACK_COMPLETE", "CreationTime": "2026-01-01"}
+                ]
+            },
+        )
         with pytest.raises(AwsDeployError, match="ROLLBACK_COMPLETE; delete it"):
-            deploy_aws(cloudformation, s3, stack_name="gp", artifact_bucket="artifacts", parameters={},
-                       progress=lambda _: None, waiter_delay=0)
+            deploy_aws(
+                cloudformation,
+                s3,
+                stack_name="gp",
+                artifact_bucket="artifacts",
+                parameters={},
+                progress=lambda _: None,
+                waiter_delay=0,
+            )
 
 
 def test_readme_aws_commands_parse_with_the_real_cli() -> None:

@@ -41,9 +41,14 @@ def test_every_resource_exists_with_the_template_settings(aws: AwsTarget, deploy
     assert source["DeadLetterConfig"]["Arn"] == outputs["PipeDeadLetterQueueArn"]
     assert pipe["RoleArn"].endswith(":role/gadget-pipeline-pipe")
 
-    firehose = aws.client("firehose").describe_delivery_stream(DeliveryStreamName=outputs["DeliveryStreamName"])
+    firehose = aws.client("firehose").describe_delivery_stream(
+        DeliveryStreamName=outputs["DeliveryStreamName"]
+    )
     description = firehose["DeliveryStreamDescription"]
-    assert description["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"] == outputs["KinesisStreamArn"]
+    assert (
+        description["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"]
+        == outputs["KinesisStreamArn"]
+    )
     s3_destination = description["Destinations"][0]["ExtendedS3DestinationDescription"]
     assert s3_destination["BucketARN"] == f"arn:aws:s3:::{outputs['BucketName']}"
     assert s3_destination["Prefix"] == DESTINATION["Prefix"]
@@ -93,19 +98,25 @@ def test_every_resource_exists_with_the_template_settings(aws: AwsTarget, deploy
 
 
 def test_second_deploy_is_a_no_op(aws: AwsTarget, deployed: dict[str, str]) -> None:
-    before = aws.client("dynamodb").describe_table(TableName=deployed["TableName"])["Table"]["CreationDateTime"]
+    before = aws.client("dynamodb").describe_table(TableName=deployed["TableName"])["Table"][
+        "CreationDateTime"
+    ]
     lines: list[str] = []
     again = deploy_local(aws, progress=lines.append)
     assert again.changes == [] and not again.changed and lines == []
     assert again.outputs == deployed
-    after = aws.client("dynamodb").describe_table(TableName=deployed["TableName"])["Table"]["CreationDateTime"]
+    after = aws.client("dynamodb").describe_table(TableName=deployed["TableName"])["Table"][
+        "CreationDateTime"
+    ]
     assert before == after
 
 
 def test_a_changed_parameter_replaces_only_what_uses_it(aws: AwsTarget, deployed: dict[str, str]) -> None:
     result = deploy_local(aws, parameters={"BufferingIntervalSeconds": "1"}, progress=lambda _: None)
     assert result.changes == [("DeliveryStream", "replaced")]
-    firehose = aws.client("firehose").describe_delivery_stream(DeliveryStreamName=deployed["DeliveryStreamName"])
+    firehose = aws.client("firehose").describe_delivery_stream(
+        DeliveryStreamName=deployed["DeliveryStreamName"]
+    )
     hints = firehose["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
     assert hints["BufferingHints"]["IntervalInSeconds"] == 1
 
@@ -116,7 +127,9 @@ def test_bad_parameter_is_refused_before_anything_changes(aws: AwsTarget) -> Non
     assert aws.client("dynamodb").list_tables()["TableNames"] == []
 
 
-def test_cli_deploy_reports_changes_then_no_changes(aws: AwsTarget, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_deploy_reports_changes_then_no_changes(
+    aws: AwsTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
     from gadget_pipeline.cli import main
 
     assert main(["deploy", "--target", "local"]) == 0

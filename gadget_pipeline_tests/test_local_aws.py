@@ -56,17 +56,26 @@ def test_busy_port_is_a_clear_error(own_state: Path, capsys: pytest.CaptureFixtu
         port = blocker.getsockname()[1]
         assert main(["local", "up", "--port", str(port)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == f"gadget-pipeline local: error: port {port} on 127.0.0.1 is in use by another process; " \
-                  "pick another with --port"
+    assert (
+        err == f"gadget-pipeline local: error: port {port} on 127.0.0.1 is in use by another process; "
+        "pick another with --port"
+    )
     assert local_aws.read_state() is None
 
 
-def test_stale_state_file_is_detected_and_replaced(own_state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stale_state_file_is_detected_and_replaced(
+    own_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     port = free_port()
-    stale = {"pid": dead.pid, "port": port, "endpoint": f"http://127.0.0.1:{port}", "started_at": 0.0,
-             "log_file": str(own_state / "moto-server.log")}
+    stale = {
+        "pid": dead.pid,
+        "port": port,
+        "endpoint": f"http://127.0.0.1:{port}",
+        "started_at": 0.0,
+        "log_file": str(own_state / "moto-server.log"),
+    }
     (own_state / local_aws.STATE_FILE).write_text(json.dumps(stale))
 
     assert main(["local", "status"]) == 1
@@ -91,13 +100,16 @@ def test_unreadable_state_file(own_state: Path, capsys: pytest.CaptureFixture[st
     assert "unreadable" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["local", "up", "--port", "70000"], "port must be between 1 and 65535"),
-    (["local", "up", "--port", "abc"], "port must be a whole number"),
-    (["local", "sideways"], "invalid choice: 'sideways'"),
-    (["deploy", "--target", "mars"], "invalid choice: 'mars'"),
-    (["deploy", "--param", "novalue"], "expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["local", "up", "--port", "70000"], "port must be between 1 and 65535"),
+        (["local", "up", "--port", "abc"], "port must be a whole number"),
+        (["local", "sideways"], "invalid choice: 'sideways'"),
+        (["deploy", "--target", "mars"], "invalid choice: 'mars'"),
+        (["deploy", "--param", "novalue"], "expected KEY=VALUE"),
+    ],
+)
 def test_bad_arguments_get_one_line_and_exit_2(argv, fragment, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

@@ -10,9 +10,10 @@ import dagster as dg
 import pytest
 
 from gadget_pipeline import raw_objects
+from gadget_pipeline.athena.current_state import raw_table_name
 from gadget_pipeline.aws import AwsTarget
 from gadget_pipeline.resources import AwsStackResource
-from gadget_pipeline.sensors import LOOKBACK_HOURS, glue_table_name, raw_cdc_files_sensor
+from gadget_pipeline.sensors import LOOKBACK_HOURS, build_sensors
 
 LINE = json.dumps({"event_id": "e1", "order_id": "o1", "sequence_number": "1"}).encode() + b"\n"
 
@@ -36,22 +37,37 @@ def _tick(aws: AwsTarget, cursor: str | None) -> dg.SensorResult:
     context = dg.build_sensor_context(
         cursor=cursor, resources={"stack": AwsStackResource(endpoint_url=aws.endpoint_url)}
     )
+    raw_cdc_files_sensor = build_sensors("local")[0]
     return raw_cdc_files_sensor(context)
 
 
 def _register_partition(aws: AwsTarget, outputs: dict[str, str], partition: str, columns: list[str]) -> None:
     glue = aws.client("glue")
-    database, table = outputs["GlueDatabaseName"], glue_table_name(outputs["RawLocation"])
-    descriptor = {"Columns": [{"Name": c, "Type": "string"} for c in columns], "Location": outputs["RawLocation"]}
+    database, table = outputs["GlueDatabaseName"], raw_table_name(outputs)
+    descriptor = {
+        "Columns": [{"Name": c, "Type": "string"} for c in columns],
+        "Location": outputs["RawLocation"],
+    }
     try:
-        glue.create_table(DatabaseName=database, TableInput={
-            "Name": table, "StorageDescriptor": descriptor,
-            "PartitionKeys": [{"Name": k, "Type": "string"} for k in ("year", "month", "day", "hour")]})
+        glue.create_table(
+            DatabaseName=database,
+            TableInput={
+                "Name": table,
+                "StorageDescriptor": descriptor,
+                "PartitionKeys": [{"Name": k, "Type": "string"} for k in ("year", "month", "day", "hour")],
+            },
+        )
     except glue.exceptions.AlreadyExistsException:
         pass
     values = [part.split("=", 1)[1] for part in partition.split("/")]
-    glue.create_partition(DatabaseName=database, TableName=table, PartitionInput={
-        "Values": values, "StorageDescriptor": {**descriptor, "Location": outputs["RawLocation"] + partition + "/"}})
+    glue.create_partition(
+        DatabaseName=database,
+        TableName=table,
+        PartitionInput={
+            "Values": values,
+            "StorageDescriptor": {**descriptor, "Location": outputs["RawLocation"] + partition + "/"},
+        },
+    )
 
 
 def test_ticks_request_each_crawl_and_refresh_once(aws: AwsTarget, deployed: dict[str, str]) -> None:
@@ -82,7 +98,12 @@ def test_ticks_request_each_crawl_and_refresh_once(aws: AwsTarget, deployed: dic
     assert third.asset_events[0].metadata["new_objects"].value == 2
 
     # ... unless they bring a column the table lacks.
-    _put(aws, bucket, [_key(template, now, 9)], json.dumps({"event_id": "e", "gift_wrap": True}).encode() + b"\n")
+    _put(
+        aws,
+        bucket,
+        [_key(template, now, 9)],
+        json.dumps({"event_id": "e", "gift_wrap": True}).encode() + b"\n",
+    )
     fourth = _tick(aws, third.cursor)
     assert [r.job_name for r in fourth.run_requests] == ["crawl_raw_cdc_job"]
     assert "gift_wrap" in fourth.run_requests[0].tags["reason"]
@@ -104,7 +125,11 @@ def test_tick_cost_does_not_grow_with_history(aws: AwsTarget, deployed: dict[str
     )
     assert sorted(obj.key for obj in found) == sorted(recent)
     assert stats.keys_listed == 10
-    assert stats.list_calls == len(raw_objects.hour_prefixes(template, now, LOOKBACK_HOURS)) <= LOOKBACK_HOURS + 1
+    assert (
+        stats.list_calls
+        == len(raw_objects.hour_prefixes(template, now, LOOKBACK_HOURS))
+        <= LOOKBACK_HOURS + 1
+    )
     assert all(prefix.startswith(raw_objects.static_prefix(template)) for prefix in cursor.last_key_by_prefix)
 
     result = _tick(aws, None)
@@ -116,26 +141,34 @@ def test_late_object_in_the_previous_hour_is_seen(aws: AwsTarget, deployed: dict
     bucket = deployed["BucketName"]
     now = datetime.now(UTC)
     _put(aws, bucket, [_key(template, now, 1)])
-    _, cursor = raw_objects.list_new_objects(aws.client("s3"), bucket, template, raw_objects.RawCursor(), now, 2)
+    _, cursor = raw_objects.list_new_objects(
+        aws.client("s3"), bucket, template, raw_objects.RawCursor(), now, 2
+    )
     late = _key(template, now - timedelta(hours=1), 2)
     _put(aws, bucket, [late])
     found, _ = raw_objects.list_new_objects(aws.client("s3"), bucket, template, cursor, now, 2)
     assert [obj.key for obj in found] == [late]
 
 
-@pytest.mark.parametrize("key, size, expected", [
-    ("raw/x/year=2026/hour=01/stream-1-2026", 10, True),
-    ("raw/x/year=2026/hour=01/", 0, False),
-    ("raw/x/year=2026/hour=01/_SUCCESS", 5, False),
-    ("raw/x/year=2026/hour=01/part.tmp", 5, False),
-    ("raw/x/year=2026/hour=01/empty", 0, False),
-])
+@pytest.mark.parametrize(
+    "key, size, expected",
+    [
+        ("raw/x/year=2026/hour=01/stream-1-2026", 10, True),
+        ("raw/x/year=2026/hour=01/", 0, False),
+        ("raw/x/year=2026/hour=01/_SUCCESS", 5, False),
+        ("raw/x/year=2026/hour=01/part.tmp", 5, False),
+        ("raw/x/year=2026/hour=01/empty", 0, False),
+    ],
+)
 def test_is_data_object(key: str, size: int, expected: bool) -> None:
     assert raw_objects.is_data_object(key, size) is expected
 
 
 def test_prefix_expansion_rejects_unknown_tokens() -> None:
     moment = datetime(2026, 3, 4, 5, tzinfo=UTC)
-    assert raw_objects.expand_timestamp_prefix("a/y=!{timestamp:yyyy}/h=!{timestamp:HH}/", moment) == "a/y=2026/h=05/"
+    assert (
+        raw_objects.expand_timestamp_prefix("a/y=!{timestamp:yyyy}/h=!{timestamp:HH}/", moment)
+        == "a/y=2026/h=05/"
+    )
     with pytest.raises(ValueError, match="unsupported"):
         raw_objects.expand_timestamp_prefix("a/!{timestamp:ww}/", moment)

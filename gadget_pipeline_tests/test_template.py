@@ -54,7 +54,8 @@ def test_every_resource_type_has_a_local_provisioner() -> None:
 def test_resource_names_are_not_repeated_in_python() -> None:
     """Names live in the template; code reads them from stack outputs or deployed resources."""
     names = {
-        str(spec["Default"]) for spec in TEMPLATE["Parameters"].values()
+        str(spec["Default"])
+        for spec in TEMPLATE["Parameters"].values()
         if isinstance(spec.get("Default"), str) and not spec["Default"].isupper()
     }
     offenders = []
@@ -75,39 +76,50 @@ def _resolver(**parameters: str) -> template.Resolver:
     )
 
 
-@pytest.mark.parametrize("value, expected", [
-    ({"Ref": "Name"}, "n"),
-    ({"Ref": "Bucket"}, "my-bucket"),
-    ({"Fn::GetAtt": ["Bucket", "Arn"]}, "arn:aws:s3:::my-bucket"),
-    ({"Fn::Sub": "s3://${Bucket}/x/${AWS::Region}/${Bucket.Arn}/${!Literal}"},
-     "s3://my-bucket/x/eu-west-1/arn:aws:s3:::my-bucket/${Literal}"),
-    ({"Fn::Sub": ["${A}-${Name}", {"A": {"Ref": "AWS::AccountId"}}]}, "111-n"),
-    ({"Fn::Join": ["-", ["a", {"Ref": "Name"}]]}, "a-n"),
-    ({"Fn::If": ["IsProd", "big", "small"]}, "small"),
-    ({"K": {"Ref": "AWS::NoValue"}, "L": [1, {"Ref": "AWS::NoValue"}]}, {"L": [1]}),
-    ("raw/year=!{timestamp:yyyy}/", "raw/year=!{timestamp:yyyy}/"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ({"Ref": "Name"}, "n"),
+        ({"Ref": "Bucket"}, "my-bucket"),
+        ({"Fn::GetAtt": ["Bucket", "Arn"]}, "arn:aws:s3:::my-bucket"),
+        (
+            {"Fn::Sub": "s3://${Bucket}/x/${AWS::Region}/${Bucket.Arn}/${!Literal}"},
+            "s3://my-bucket/x/eu-west-1/arn:aws:s3:::my-bucket/${Literal}",
+        ),
+        ({"Fn::Sub": ["${A}-${Name}", {"A": {"Ref": "AWS::AccountId"}}]}, "111-n"),
+        ({"Fn::Join": ["-", ["a", {"Ref": "Name"}]]}, "a-n"),
+        ({"Fn::If": ["IsProd", "big", "small"]}, "small"),
+        ({"K": {"Ref": "AWS::NoValue"}, "L": [1, {"Ref": "AWS::NoValue"}]}, {"L": [1]}),
+        ("raw/year=!{timestamp:yyyy}/", "raw/year=!{timestamp:yyyy}/"),
+    ],
+)
 def test_intrinsic_functions(value, expected) -> None:
     assert _resolver().resolve(value) == expected
 
 
-@pytest.mark.parametrize("value, message", [
-    ({"Ref": "Nope"}, "neither a parameter nor a deployed resource"),
-    ({"Fn::GetAtt": ["Bucket", "Nope"]}, "GetAtt Bucket.Nope"),
-    ({"Fn::FindInMap": ["M", "a", "b"]}, "does not support Fn::FindInMap"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"Ref": "Nope"}, "neither a parameter nor a deployed resource"),
+        ({"Fn::GetAtt": ["Bucket", "Nope"]}, "GetAtt Bucket.Nope"),
+        ({"Fn::FindInMap": ["M", "a", "b"]}, "does not support Fn::FindInMap"),
+    ],
+)
 def test_unsupported_or_unknown_references_are_clear_errors(value, message) -> None:
     with pytest.raises(template.TemplateError, match=message):
         _resolver().resolve(value)
 
 
-@pytest.mark.parametrize("given, message", [
-    ({"CompressionFormat": "ZIP"}, "is not one of"),
-    ({"BufferingIntervalSeconds": "901"}, "above its maximum"),
-    ({"BufferingSizeMB": "many"}, "is not a number"),
-    ({"BucketName": "Bad_Bucket"}, "does not match"),
-    ({"Typo": "1"}, "unknown template parameter"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"CompressionFormat": "ZIP"}, "is not one of"),
+        ({"BufferingIntervalSeconds": "901"}, "above its maximum"),
+        ({"BufferingSizeMB": "many"}, "is not a number"),
+        ({"BucketName": "Bad_Bucket"}, "does not match"),
+        ({"Typo": "1"}, "unknown template parameter"),
+    ],
+)
 def test_parameter_constraints(given, message) -> None:
     given = {"LambdaCodeBucket": "b", "LambdaCodeKey": "k", **given}
     with pytest.raises(template.TemplateError, match=message):
@@ -126,7 +138,9 @@ def test_deployment_order_puts_dependencies_first() -> None:
     assert order.index("TransformFunction") < order.index("DeliveryStream")
     assert order.index("DataBucket") < order.index("CdcCrawler")
     with pytest.raises(template.TemplateError, match="circular"):
-        template.deployment_order({
-            "A": {"Properties": {"X": {"Ref": "B"}}},
-            "B": {"Properties": {"X": {"Fn::GetAtt": ["A", "Arn"]}}},
-        })
+        template.deployment_order(
+            {
+                "A": {"Properties": {"X": {"Ref": "B"}}},
+                "B": {"Properties": {"X": {"Fn::GetAtt": ["A", "Arn"]}}},
+            }
+        )

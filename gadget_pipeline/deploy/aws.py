@@ -1,4 +1,4 @@
-"""Deploy infra/template.yaml to AWS: package the transform, upload it, create or update the stack by change set."""
+"""Deploy infra/template.yaml to AWS: package the transform, upload it, create/update the stack by change set."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def deploy_aws(
 ) -> AwsDeployResult:
     lambda_package = package.package_lambda()
     if package.upload_package(s3, artifact_bucket, lambda_package):
-        progress(f"uploaded s3://{artifact_bucket}/{lambda_package.s3_key} ({len(lambda_package.content)} bytes)")
+        progress(
+            f"uploaded s3://{artifact_bucket}/{lambda_package.s3_key} ({len(lambda_package.content)} bytes)"
+        )
     else:
         progress(f"s3://{artifact_bucket}/{lambda_package.s3_key} is already uploaded")
     given = {**parameters, "LambdaCodeBucket": artifact_bucket, "LambdaCodeKey": lambda_package.s3_key}
@@ -92,14 +94,19 @@ def deploy_aws(
     described = cloudformation.describe_change_set(StackName=stack_name, ChangeSetName=change_set_name)
     for change in described.get("Changes", []):
         detail = change.get("ResourceChange", {})
-        progress(f"  {detail.get('Action', '?'):<8} {detail.get('LogicalResourceId')} ({detail.get('ResourceType')})")
+        progress(
+            f"  {detail.get('Action', '?'):<8} {detail.get('LogicalResourceId')} "
+            f"({detail.get('ResourceType')})"
+        )
     cloudformation.execute_change_set(StackName=stack_name, ChangeSetName=change_set_name)
     waiter = "stack_create_complete" if change_set_type == "CREATE" else "stack_update_complete"
     progress(f"executing; waiting for {waiter.replace('_', ' ')}")
     try:
         cloudformation.get_waiter(waiter).wait(StackName=stack_name, WaiterConfig={"Delay": waiter_delay})
     except WaiterError as error:
-        raise AwsDeployError(f"stack {stack_name} did not complete: {_last_failure(cloudformation, stack_name)}") from error
+        raise AwsDeployError(
+            f"stack {stack_name} did not complete: {_last_failure(cloudformation, stack_name)}"
+        ) from error
     return AwsDeployResult(stack_name, change_set_type, True, _outputs(cloudformation, stack_name))
 
 

@@ -194,7 +194,10 @@ class DynamoDbTable(Provisioner):
             "BillingMode": props.get("BillingMode", "PROVISIONED"),
         }
         if stream:
-            kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+            kwargs["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": stream["StreamViewType"],
+            }
         if props.get("SSESpecification", {}).get("SSEEnabled"):
             kwargs["SSESpecification"] = {"Enabled": True}
         table = ddb.create_table(**kwargs)["TableDescription"]
@@ -246,8 +249,11 @@ class SqsQueue(Provisioner):
     def create(self, ctx, props):
         sqs = ctx.client("sqs")
         name = props.get("QueueName") or f"{ctx.stack_name}-{ctx.logical_id}"
-        attributes = {key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
-                      for key in self._ATTRIBUTES if key in props}
+        attributes = {
+            key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+            for key in self._ATTRIBUTES
+            if key in props
+        }
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return url, {"Arn": arn, "QueueName": name, "QueueUrl": url}
@@ -321,7 +327,11 @@ class S3Bucket(Provisioner):
 
 def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     """CloudFormation's lifecycle rule shape -> the S3 API's."""
-    api: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    api: dict[str, Any] = {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
     if "ExpirationInDays" in rule:
         api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
     if "NoncurrentVersionExpiration" in rule:
@@ -397,8 +407,13 @@ class LambdaFunction(Provisioner):
 
 
 class Pipe(Provisioner):
-    _NUMBERS = ("BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRetryAttempts",
-                "MaximumRecordAgeInSeconds", "ParallelizationFactor")
+    _NUMBERS = (
+        "BatchSize",
+        "MaximumBatchingWindowInSeconds",
+        "MaximumRetryAttempts",
+        "MaximumRecordAgeInSeconds",
+        "ParallelizationFactor",
+    )
 
     def create(self, ctx, props):
         source = dict(props.get("SourceParameters", {}))
@@ -454,7 +469,7 @@ class GlueClassifier(Provisioner):
     """
 
     def create(self, ctx, props):
-        (kind, settings), = props.items()
+        ((kind, settings),) = props.items()
         return settings["Name"], {}
 
     def delete(self, ctx, record):
@@ -463,10 +478,23 @@ class GlueClassifier(Provisioner):
 
 class GlueCrawler(Provisioner):
     def create(self, ctx, props):
-        kwargs = {key: props[key] for key in (
-            "Name", "Role", "DatabaseName", "Description", "Targets", "Classifiers", "SchemaChangePolicy",
-            "RecrawlPolicy", "Configuration", "TablePrefix", "Schedule",
-        ) if key in props}
+        kwargs = {
+            key: props[key]
+            for key in (
+                "Name",
+                "Role",
+                "DatabaseName",
+                "Description",
+                "Targets",
+                "Classifiers",
+                "SchemaChangePolicy",
+                "RecrawlPolicy",
+                "Configuration",
+                "TablePrefix",
+                "Schedule",
+            )
+            if key in props
+        }
         if isinstance(kwargs.get("Schedule"), dict):
             kwargs["Schedule"] = kwargs["Schedule"]["ScheduleExpression"]
         ctx.client("glue").create_crawler(**kwargs)

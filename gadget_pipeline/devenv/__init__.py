@@ -1,0 +1,1 @@
+"""The local development environment: `gadget-pipeline dev` and `demo`."""
