@@ -1,0 +1,166 @@
+"""Benchmark: order_current_state on the local engine -- full build over 1M change events, and an
+incremental refresh of 10k new events on top of that history.
+
+Run: ``python bench/bench_current_state.py [--events 1000000] [--new-events 10000] [--orders 200000]``
+
+Starts its own moto server (or uses ``--endpoint``), deploys the stack onto it, writes the raw events
+straight into S3 as Firehose-style objects (hourly Hive folders, ~5k events per object; generation and
+upload are not timed), crawls them, then times in one run:
+
+* full (cold): the first full build, including fetching every raw object from moto into the local cache;
+* full (warm): the same build again -- the steady state of a local engine (target < 5 s);
+* incremental: 10k new events in a new hour (+ the 1-hour lookback re-read) merged onto the previous
+  build, as a ratio to the warm full build (target <= 10 %).
+
+Prints the numbers and PASS/FAIL against the targets. Always exits 0: it is a report, not a gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TARGET_FULL_SECONDS = 5.0
+TARGET_INCREMENTAL_RATIO = 0.10
+EVENTS_PER_OBJECT = 5000
+EVENTS_PER_HOUR = 10_000
+START = datetime(2024, 5, 1)
+PRODUCTS = [
+    ("Pixel 9 Pro", "Google", "phone", "999.00"), ("iPhone 16", "Apple", "phone", "829.99"),
+    ("Galaxy Buds 3", "Samsung", "audio", "179.99"), ("WH-1000XM5", "Sony", "audio", "399.90"),
+    ("Kindle Paperwhite", "Amazon", "e-reader", "159.99"), ("Steam Deck OLED", "Valve", "console", "549.00"),
+]
+STATUSES = ["PLACED", "SHIPPED", "DELIVERED", "CANCELLED"]
+LINE = ('{{"event_id":"ev-{n:010d}","event_name":"{name}","event_ts":"{ts}","sequence_number":"{seq}",'
+        '"order_id":"ord-{order:07d}","is_deleted":{deleted},"customer_id":"cust-{customer:05d}",'
+        '"product_name":"{p[0]}","brand":"{p[1]}","category":"{p[2]}","quantity":"{qty}","unit_price":"{p[3]}",'
+        '"total_amount":"{total}","currency":"USD","status":"{status}","order_ts":"{order_ts}",'
+        '"updated_at":"{ts}","shipping":{{"city":"Berlin","country":"DE","postal_code":"10115"}}}}\n')
+
+
+def generate_lines(first: int, count: int, orders: int, rng: random.Random, hour: datetime) -> list[str]:
+    """`count` change events (INSERT/MODIFY/REMOVE of random orders), newest sequence numbers last."""
+    lines = []
+    ts = hour.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for n in range(first, first + count):
+        order = rng.randrange(orders)
+        roll = rng.random()
+        name = "REMOVE" if roll < 0.04 else "INSERT" if roll < 0.25 else "MODIFY"
+        product = PRODUCTS[order % len(PRODUCTS)]
+        qty = 1 + order % 3
+        cents = int(product[3].replace(".", "")) * qty
+        lines.append(LINE.format(
+            n=n, name=name, ts=ts, seq=10**20 + n, order=order,
+            deleted="true" if name == "REMOVE" else "false", customer=order % 50_000, p=product, qty=qty,
+            total=f"{cents // 100}.{cents % 100:02d}",
+            status=STATUSES[(n + order) % len(STATUSES)],
+            order_ts=(START + timedelta(minutes=order % 10_000)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ))
+    return lines
+
+
+def write_events(s3, bucket: str, first: int, total: int, orders: int, hour: datetime, seed: int) -> int:
+    """Write `total` events from hour `hour` on (EVENTS_PER_HOUR per hour); returns the next event number."""
+    rng = random.Random(seed)
+    jobs = []
+    number = first
+    while number < first + total:
+        count = min(EVENTS_PER_OBJECT, first + total - number)
+        moment = hour + timedelta(hours=(number - first) // EVENTS_PER_HOUR)
+        key = (f"raw/gadget_orders_cdc/year={moment:%Y}/month={moment:%m}/day={moment:%d}/hour={moment:%H}/"
+               f"kinesis-gadget-data-s3-1-{moment:%Y-%m-%d-%H}-{number:010d}")
+        jobs.append((key, "".join(generate_lines(number, count, orders, rng, moment)).encode()))
+        number += count
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda job: s3.put_object(Bucket=bucket, Key=job[0], Body=job[1]), jobs))
+    return number
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--new-events", type=int, default=10_000)
+    parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--endpoint", help="an already running moto server (default: start one)")
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-current-state-"))
+    os.environ["GADGET_STATE_DIR"] = str(scratch / "state")
+    from gadget_pipeline import local_aws
+    from gadget_pipeline.athena import engine_for
+    from gadget_pipeline.athena.current_state import refresh_order_current_state
+    from gadget_pipeline.aws import AwsTarget
+    from gadget_pipeline.catalog import crawler_for
+    from gadget_pipeline.deploy.local import deploy_local
+
+    started_server = args.endpoint is None
+    endpoint = args.endpoint or local_aws.up(port=free_port())[0].endpoint
+    os.environ["GADGET_AWS_ENDPOINT"] = endpoint
+    try:
+        target = AwsTarget.local(endpoint)
+        outputs = deploy_local(target, progress=lambda _line: None).outputs
+        s3, bucket = target.client("s3"), outputs["BucketName"]
+
+        clock = time.perf_counter()
+        next_event = write_events(s3, bucket, 0, args.events, args.orders, START, seed=1)
+        hours = -(-args.events // EVENTS_PER_HOUR)
+        print(f"wrote {args.events:,} events ({hours} hourly partitions) in "
+              f"{time.perf_counter() - clock:.1f}s (not timed)")
+        report = crawler_for(target, outputs).crawl()
+        print(f"crawl: {report.summary()}")
+
+        engine = engine_for(target, outputs, cache_dir=scratch / "cache")
+        cold = refresh_order_current_state(engine, mode="full")
+        warm = refresh_order_current_state(engine, mode="full")
+        print(f"full build (cold, fetching {args.events:,} events from moto): {cold.duration_seconds:6.2f}s")
+        print(f"full build (warm):                                  {warm.duration_seconds:6.2f}s   "
+              f"{warm.live_orders:,} live / {warm.removed_orders:,} removed orders")
+
+        new_hour = START + timedelta(hours=hours)
+        write_events(s3, bucket, next_event, args.new_events, args.orders, new_hour, seed=2)
+        crawl = crawler_for(target, outputs).crawl()
+        incremental = refresh_order_current_state(engine, mode="auto")
+        ratio = incremental.duration_seconds / warm.duration_seconds
+        print(f"crawl of the new hour: {crawl.duration_seconds:.2f}s "
+              f"({crawl.partitions_added} partition added)")
+        print(f"incremental refresh (+{args.new_events:,} events from {incremental.from_partition}): "
+              f"{incremental.duration_seconds:6.2f}s   {incremental.live_orders:,} live orders")
+        full_after = refresh_order_current_state(engine, mode="full")
+        same = (full_after.live_orders, full_after.removed_orders) == (incremental.live_orders,
+                                                                         incremental.removed_orders)
+        print(f"full rebuild after it agrees with the incremental result: {same}")
+        print()
+        print(f"full build warm {warm.duration_seconds:.2f}s < {TARGET_FULL_SECONDS:.0f}s: "
+              f"{'PASS' if warm.duration_seconds < TARGET_FULL_SECONDS else 'FAIL'}")
+        print(f"incremental / full = {ratio:.1%} <= {TARGET_INCREMENTAL_RATIO:.0%}: "
+              f"{'PASS' if ratio <= TARGET_INCREMENTAL_RATIO else 'FAIL'}")
+        orders = incremental.live_orders + incremental.removed_orders
+        print(f"(an incremental refresh reads only the new raw partitions, but rewrites the state of all "
+              f"{orders:,} orders and makes ~30 catalog/S3 calls)")
+        engine.close()
+    finally:
+        if started_server:
+            local_aws.down()
+        shutil.rmtree(scratch, ignore_errors=True)  # the local cache holds a copy of every raw object
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

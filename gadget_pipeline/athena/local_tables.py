@@ -1,0 +1,208 @@
+"""Glue tables as DuckDB views over local copies of their S3 objects (the local engine's table scan).
+
+For `db.table` the view reads exactly what Athena would: the objects under the table's location (or,
+for a partitioned table, under the locations of its *registered* partitions), hidden `_`/`.` files and
+folder markers ignored, partition columns taken from the Glue partition values, JSON columns typed per
+the Glue schema (so decimal text stays text until SQL casts it).
+
+Objects are fetched with boto3 (no s3fs, no DuckDB httpfs) into a cache folder keyed by key and ETag, laid
+out as `<table>/<k1>=<v1>/.../<file>` from the Glue values so DuckDB's Hive partitioning yields them --
+and prunes files by partition predicates before reading them. A changed object gets a new ETag and is
+fetched again; an unchanged one is never fetched twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from gadget_pipeline.athena.duckdb_types import duckdb_type, quote_identifier, quote_literal
+from gadget_pipeline.athena.errors import QueryError
+from gadget_pipeline.aws import AwsTarget
+from gadget_pipeline.catalog import glue as catalog
+from gadget_pipeline.catalog.glue import GlueTable
+from gadget_pipeline.catalog.s3 import S3Object, as_folder, iter_objects, split_s3_url
+
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:+-]*")  # partition values that survive a folder name unchanged
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+MAX_JSON_OBJECT_BYTES = 16 * 1024 * 1024
+PER_PARTITION_LISTING_LIMIT = 24  # pruned to at most this many partitions: list their folders only
+
+
+@dataclass(frozen=True)
+class CachedObject:
+    bucket: str
+    key: str
+    etag: str
+    path: Path
+
+
+class LocalTableCache:
+    """Keeps one DuckDB view per Glue table, refreshed whenever the table or its objects change."""
+
+    def __init__(self, target: AwsTarget, connection: Any, cache_dir: Path, *,
+                 download_workers: int = 8) -> None:
+        self.target = target
+        self.connection = connection
+        self.cache_dir = cache_dir
+        self.download_workers = download_workers
+        self._fingerprints: dict[tuple[str, str], str] = {}
+
+    def describe(self, database: str, name: str) -> GlueTable:
+        table = catalog.get_table(self.target.client("glue"), database, name)
+        if table is None:
+            raise QueryError(f"TABLE_NOT_FOUND: Table 'awsdatacatalog.{database}.{name}' does not exist")
+        if table.storage_format not in ("json", "parquet"):
+            raise QueryError(f"the local engine reads JSON and Parquet tables; {database}.{name} is "
+                             f"{table.storage_format}")
+        return table
+
+    def expose(self, table: GlueTable, partition_filter: str | None = None) -> str:
+        """Create or refresh a view of the table (of the partitions matching a Glue expression, if
+        given) in DuckDB schema "database"; returns the view's name."""
+        view = table.name
+        if partition_filter:
+            view = f"{table.name}__{hashlib.sha1(partition_filter.encode()).hexdigest()[:10]}"  # noqa: S324
+        files = self._local_files(table, partition_filter)
+        view_sql = _view_sql(table, [str(f.path) for f in files])
+        fingerprint = hashlib.sha256(view_sql.encode()).hexdigest()
+        if self._fingerprints.get((table.database, view)) != fingerprint:
+            schema = quote_identifier(table.database)
+            self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            self.connection.execute(f"CREATE OR REPLACE VIEW {schema}.{quote_identifier(view)} AS {view_sql}")
+            self._fingerprints[(table.database, view)] = fingerprint
+        return view
+
+    def forget(self, database: str, name: str) -> None:
+        self._fingerprints.pop((database, name), None)
+        self.connection.execute(f"DROP VIEW IF EXISTS {quote_identifier(database)}.{quote_identifier(name)}")
+
+    # ------------------------------------------------------------------ which objects, where locally
+
+    def _local_files(self, table: GlueTable, partition_filter: str | None) -> list[CachedObject]:
+        s3 = self.target.client("s3")
+        table_dir = self.cache_dir / hashlib.sha1(table.location.encode()).hexdigest()[:16]  # noqa: S324
+        wanted: list[CachedObject] = []
+        if not table.partition_keys:
+            bucket, prefix = split_s3_url(as_folder(table.location))
+            for obj in _data_objects(iter_objects(s3, bucket, prefix)):
+                wanted.append(_cached(bucket, obj, table_dir))
+        else:
+            glue = self.target.client("glue")
+            partitions = catalog.get_partitions(glue, table.database, table.name, expression=partition_filter)
+            by_folder = {as_folder(p.location): p.values for p in partitions}
+            pruned = bool(partition_filter)
+            for bucket, objects in self._objects_under(table.location, by_folder, pruned=pruned):
+                for obj in _data_objects(objects):
+                    values = _partition_of(f"s3://{bucket}/{obj.key}", by_folder)
+                    if values is not None:
+                        folders = (_hive_folder(key.name, value)
+                                   for key, value in zip(table.partition_keys, values, strict=True))
+                        wanted.append(_cached(bucket, obj, table_dir.joinpath(*folders)))
+        self._download([item for item in wanted if not item.path.exists()])
+        return wanted
+
+    def _objects_under(self, location: str, partition_folders: dict[str, tuple[str, ...]], *, pruned: bool
+                       ) -> Iterable[tuple[str, Iterable[S3Object]]]:
+        """One listing of the table location (or, for a few pruned partitions, of just their folders),
+        plus one per partition that lives outside the table location."""
+        s3 = self.target.client("s3")
+        root = as_folder(location)
+        inside = [folder for folder in partition_folders if folder.startswith(root)]
+        if pruned and len(inside) <= PER_PARTITION_LISTING_LIMIT:
+            folders = list(partition_folders)
+        else:
+            folders = [root] + [folder for folder in partition_folders if not folder.startswith(root)]
+        for folder in folders:
+            bucket, prefix = split_s3_url(folder)
+            yield bucket, iter_objects(s3, bucket, prefix)
+
+    def _download(self, items: list[CachedObject]) -> None:
+        if not items:
+            return
+        s3 = self.target.client("s3")
+
+        def fetch(item: CachedObject) -> None:
+            item.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = item.path.with_name(item.path.name + f".{os.getpid()}.{threading.get_ident()}.part")
+            body = s3.get_object(Bucket=item.bucket, Key=item.key, IfMatch=f'"{item.etag}"')["Body"]
+            with partial.open("wb") as file:
+                shutil.copyfileobj(body, file, 1024 * 1024)
+            partial.replace(item.path)  # atomic: a reader never sees half a file
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.download_workers) as pool:
+                list(pool.map(fetch, items))
+        except ClientError as error:  # e.g. PreconditionFailed: the object changed since it was listed
+            raise QueryError(f"could not read an object of the table ({error}); run it again") from None
+
+
+def _data_objects(objects: Iterable[S3Object]) -> Iterable[S3Object]:
+    """What Athena reads: not folder markers, not empty, not hidden (`_SUCCESS`, `.crc` ...)."""
+    for obj in objects:
+        if obj.size > 0 and not obj.key.endswith("/") and not obj.name.startswith(("_", ".")):
+            yield obj
+
+
+def _partition_of(url: str, by_folder: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+    folder = url.rsplit("/", 1)[0] + "/"
+    while folder.count("/") > 3:  # walk up: files may sit in sub-folders of a partition
+        if folder in by_folder:
+            return by_folder[folder]
+        folder = folder[:-1].rsplit("/", 1)[0] + "/"
+    return None
+
+
+def _hive_folder(key: str, value: str) -> str:
+    if not _SAFE_VALUE.fullmatch(value) or value in ("", ".", ".."):
+        raise QueryError(f"the local engine cannot read partition value {value!r} of {key}")
+    return f"{key}={value}"
+
+
+def _cached(bucket: str, obj: S3Object, folder: Path) -> CachedObject:
+    key_hash = hashlib.sha1(f"{bucket}/{obj.key}".encode()).hexdigest()[:12]  # noqa: S324 (a name, not security)
+    name = f"{key_hash}-{obj.etag.replace('-', '_')[:32]}-{_SAFE_NAME.sub('_', obj.name)[-80:]}"
+    return CachedObject(bucket, obj.key, obj.etag, folder / name)
+
+
+# ---------------------------------------------------------------------- the view over the files
+
+
+def _view_sql(table: GlueTable, files: list[str]) -> str:
+    """SELECT data columns then partition columns, typed per Glue, over the cached files."""
+    if not files:  # an empty table still has its columns and types
+        nulls = ", ".join(f"CAST(NULL AS {duckdb_type(c.type)}) AS {quote_identifier(c.name)}"
+                          for c in table.all_columns)
+        return f"SELECT {nulls} WHERE false"
+    select = ", ".join(
+        f"CAST({quote_identifier(c.name)} AS {duckdb_type(c.type)}) AS {quote_identifier(c.name)}"
+        for c in table.all_columns
+    )
+    file_list = "[" + ", ".join(quote_literal(f) for f in files) + "]"
+    hive = _hive_options(table)
+    if table.storage_format == "json":
+        columns = "{" + ", ".join(f"{quote_literal(c.name)}: {quote_literal(duckdb_type(c.type))}"
+                                  for c in table.columns) + "}"
+        source = (f"read_json({file_list}, format='newline_delimited', columns={columns}, "
+                  f"ignore_errors=true, maximum_object_size={MAX_JSON_OBJECT_BYTES}{hive})")
+    else:
+        source = f"read_parquet({file_list}, union_by_name=true{hive})"
+    return f"SELECT {select} FROM {source}"  # noqa: S608 (names quoted, paths are our cache files)
+
+
+def _hive_options(table: GlueTable) -> str:
+    if not table.partition_keys:
+        return ", hive_partitioning=false"
+    types = ", ".join(f"{quote_literal(key.name)}: {quote_literal(duckdb_type(key.type))}"
+                      for key in table.partition_keys)
+    return f", hive_partitioning=true, hive_types={{{types}}}, hive_types_autocast=false"

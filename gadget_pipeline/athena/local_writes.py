@@ -1,0 +1,204 @@
+"""What Athena's CTAS and INSERT INTO do to storage and catalog, done locally: Parquet into moto's S3
+(Hive-style partition folders) and the table and its partitions registered in moto's Glue.
+
+The rules follow Athena's: CTAS refuses an existing table or a non-empty location and wants partition
+columns last; INSERT INTO appends files (never rewrites), adds missing partitions, and accepts a query
+column only if Athena would coerce it to the table's type.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gadget_pipeline.athena.duckdb_types import (
+    duckdb_type,
+    glue_type,
+    quote_identifier,
+    quote_literal,
+    storage_cast,
+)
+from gadget_pipeline.athena.errors import QueryError
+from gadget_pipeline.aws import AwsTarget
+from gadget_pipeline.catalog import glue as catalog
+from gadget_pipeline.catalog.glue import Column, GlueTable
+from gadget_pipeline.catalog.hive_types import INTEGER_WIDTH, parse_hive_type
+from gadget_pipeline.catalog.s3 import as_folder, has_objects, split_s3_url
+
+COMPRESSIONS = {"SNAPPY": "snappy", "GZIP": "gzip", "ZSTD": "zstd", "NONE": "uncompressed", "LZ4": "lz4"}
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+@dataclass(frozen=True)
+class WrittenPartition:
+    values: tuple[str, ...]
+    folder: Path  # local folder holding this partition's new files
+
+
+class ParquetWriter:
+    """Runs a DuckDB query once, writing its rows as Parquet files (partitioned Hive-style) to S3."""
+
+    def __init__(self, target: AwsTarget, connection: Any) -> None:
+        self.target = target
+        self.connection = connection
+
+    def result_columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, Any]]:
+        relation = self.connection.sql(select_sql, params=params)
+        return list(zip(relation.columns, relation.types, strict=True))
+
+    def create_table_as(
+        self, database: str, name: str, select_sql: str, params: dict[str, Any], *, location: str,
+        partitioned_by: list[str], compression: str,
+    ) -> int:
+        """CREATE TABLE AS: write the rows under `location`, register table and partitions; row count."""
+        glue = self.target.client("glue")
+        if catalog.get_table(glue, database, name) is not None:
+            raise QueryError(f"Table 'awsdatacatalog.{database}.{name}' already exists")
+        if has_objects(self.target.client("s3"), location):
+            raise QueryError(f"HIVE_PATH_ALREADY_EXISTS: Target directory for table '{database}.{name}' "
+                             f"already exists: {location}. Clear it first (Athena never overwrites data).")
+        result = self.result_columns(select_sql, params)
+        names = [column for column, _ in result]
+        if len(set(names)) != len(names):
+            raise QueryError(f"CTAS of {database}.{name}: column names must be unique, got {names}")
+        if partitioned_by and names[-len(partitioned_by):] != partitioned_by:
+            raise QueryError(f"partition columns {partitioned_by} must be the last columns of the SELECT "
+                             f"(got {names})")
+        columns = [Column(column, glue_type(kind)) for column, kind in result]
+        split = len(columns) - len(partitioned_by)
+        descriptor = catalog.storage_descriptor(columns[:split], location, "parquet")
+        casts = {column: storage_cast(kind) for column, kind in result}
+        with tempfile.TemporaryDirectory(prefix="gadget-ctas-") as scratch:
+            written, rows = self._write(select_sql, params, casts, partitioned_by, compression, Path(scratch))
+            catalog.put_table(glue, database, {
+                "Name": name, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": descriptor,
+                "PartitionKeys": [key.to_glue() for key in columns[split:]],
+                "Parameters": {"EXTERNAL": "TRUE", "has_encrypted_data": "false",
+                               "parquet.compression": compression.upper()},
+            })
+            self._publish(database, name, descriptor, location, partitioned_by, written, registered={})
+        return rows
+
+    def insert_into(self, table: GlueTable, select_sql: str, params: dict[str, Any],
+                    column_order: list[str] | None) -> int:
+        """INSERT INTO: append the rows as new files, add partitions that are new; row count."""
+        where = f"{table.database}.{table.name}"
+        if table.storage_format != "parquet":
+            raise QueryError(f"the local engine inserts only into Parquet tables; {where} is "
+                             f"{table.storage_format}")
+        targets = list(table.all_columns)
+        if column_order is not None:
+            by_name = {column.name: column for column in targets}
+            if sorted(column_order) != sorted(by_name):
+                raise QueryError(f"INSERT INTO {where}: name all columns of the table, got {column_order}")
+            targets = [by_name[name] for name in column_order]
+        result = self.result_columns(select_sql, params)
+        if len(result) != len(targets):
+            raise QueryError(f"Insert query has mismatched column count: {where} has {len(targets)} columns, "
+                             f"the query {len(result)}")
+        for (_, kind), column in zip(result, targets, strict=True):
+            if not coercible(glue_type(kind), column.type):
+                raise QueryError(f"Insert query has mismatched column types: column {column.name} is "
+                                 f"{column.type}, the query gives {glue_type(kind)}")
+        # the query's columns, cast to the table's types and named and ordered like the table's
+        casts = []
+        for (source, _), column in zip(result, targets, strict=True):
+            kind, name = duckdb_type(column.type), quote_identifier(column.name)
+            casts.append(f"CAST({quote_identifier(source)} AS {kind}) AS {name}")
+        projection = ", ".join(casts)
+        ordered = ", ".join(quote_identifier(column.name) for column in table.all_columns)
+        query = f"SELECT {ordered} FROM (SELECT {projection} FROM ({select_sql}))"  # noqa: S608 (quoted)
+        keys = [key.name for key in table.partition_keys]
+        glue = self.target.client("glue")
+        registered = {p.values: p.location for p in catalog.get_partitions(glue, table.database, table.name)
+                      } if keys else {}
+        descriptor = table.raw.get("StorageDescriptor", {})
+        compression = table.parameters.get("parquet.compression", "SNAPPY")
+        with tempfile.TemporaryDirectory(prefix="gadget-insert-") as scratch:
+            written, rows = self._write(query, params, {}, keys, compression, Path(scratch))
+            self._publish(table.database, table.name, descriptor, table.location, keys, written, registered)
+        return rows
+
+    # ------------------------------------------------------------------ files
+
+    def _write(self, select_sql: str, params: dict[str, Any], casts: dict[str, str | None],
+               partitioned_by: list[str], compression: str, scratch: Path
+               ) -> tuple[list[WrittenPartition], int]:
+        """COPY the query's rows to local Parquet files, one folder per partition; (folders, rows)."""
+        codec = COMPRESSIONS.get(compression.upper())
+        if codec is None:
+            raise QueryError(f"write_compression must be one of {sorted(COMPRESSIONS)}, got {compression!r}")
+        replace = ", ".join(f"CAST({quote_identifier(c)} AS {t}) AS {quote_identifier(c)}"
+                            for c, t in casts.items() if t)
+        star = f"* REPLACE ({replace})" if replace else "*"
+        query = f"SELECT {star} FROM ({select_sql})"  # noqa: S608 (quoted names)
+        out = scratch / "out"
+        stem = uuid.uuid4().hex  # unique per statement: INSERT INTO never replaces an earlier file
+        if partitioned_by:
+            columns = ", ".join(quote_identifier(c) for c in partitioned_by)
+            options = (f"FORMAT parquet, COMPRESSION {quote_literal(codec)}, PARTITION_BY ({columns}), "
+                       f"FILENAME_PATTERN {quote_literal(stem + '_{i}')}, OVERWRITE_OR_IGNORE")
+            rows = self.connection.execute(f"COPY ({query}) TO {quote_literal(str(out))} ({options})",
+                                           params).fetchone()[0]
+            folders = sorted({path.parent for path in out.rglob("*.parquet")})
+            return [WrittenPartition(_values_of(f, out, len(partitioned_by)), f) for f in folders], rows
+        out.mkdir()
+        target = quote_literal(str(out / f"{stem}.parquet"))
+        rows = self.connection.execute(
+            f"COPY ({query}) TO {target} (FORMAT parquet, COMPRESSION {quote_literal(codec)})", params
+        ).fetchone()[0]
+        return [WrittenPartition((), out)], rows
+
+    def _publish(self, database: str, name: str, descriptor: dict[str, Any], location: str, keys: list[str],
+                 written: list[WrittenPartition], registered: dict[tuple[str, ...], str]) -> None:
+        """Upload each partition's files (to its registered folder, else a Hive folder under the table
+        location) and register the partitions that are new."""
+        s3 = self.target.client("s3")
+        for part in written:
+            folder = registered.get(part.values) or _partition_location(location, keys, part.values)
+            bucket, prefix = split_s3_url(as_folder(folder))
+            for path in sorted(part.folder.glob("*.parquet")):
+                s3.upload_file(str(path), bucket, prefix + path.name)
+        if keys:
+            shared = {key: value for key, value in descriptor.items() if key != "Location"}
+            catalog.create_partitions(self.target.client("glue"), database, name, (
+                catalog.partition_input(p.values, shared, _partition_location(location, keys, p.values))
+                for p in written if p.values not in registered
+            ))
+
+
+def _values_of(folder: Path, root: Path, depth: int) -> tuple[str, ...]:
+    parts = folder.relative_to(root).parts
+    if len(parts) != depth:
+        raise QueryError(f"unexpected partition folder {folder}")
+    values = []
+    for part in parts:
+        value = urllib.parse.unquote(part.partition("=")[2])
+        values.append(NULL_PARTITION if value == "NULL" else value)
+    return tuple(values)
+
+
+def _partition_location(location: str, keys: list[str], values: tuple[str, ...]) -> str:
+    folders = "".join(f"{key}={urllib.parse.quote(value, safe='')}/"
+                      for key, value in zip(keys, values, strict=True))
+    return as_folder(location) + folders
+
+
+def coercible(source: str, target: str) -> bool:
+    """Would Athena insert a query column of type `source` into a table column of type `target`?
+
+    Same kind of value only: exact numbers (integers, decimals) into exact numbers -- narrowing is
+    checked per value, so an overflow fails at run time, as in Athena --, any number into double/real,
+    and otherwise the same type. A string never goes into a number column, nor a double into a decimal.
+    """
+    left, right = parse_hive_type(source), parse_hive_type(target)
+    if left == right:
+        return True
+    exact = set(INTEGER_WIDTH) | {"decimal"}
+    if left.name in exact and right.name in exact:
+        return True
+    return right.name in ("double", "float") and left.name in exact | {"double", "float"}

@@ -1,0 +1,87 @@
+"""Partition pruning for the local engine, the way Athena prunes: predicates of a query that use only a
+table's partition columns become a Glue GetPartitions `Expression`, so only matching partitions are
+listed and read (and the catalog answer stays small however long the history).
+
+Only what translates exactly is pushed down: comparisons (=, <>, <, <=, >, >=) of a string partition
+column with a string literal or parameter, combined with AND/OR. Everything else is simply not pushed
+(it still filters rows in DuckDB), so pruning can only skip partitions the query would not read anyway.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlglot import exp
+
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:+-]*")
+_OPERATORS = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
+_FLIPPED = {"=": "=", "<>": "<>", ">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def glue_partition_filter(table: exp.Table, string_keys: set[str], params: Mapping[str, Any]) -> str | None:
+    """The Glue expression for the WHERE conjuncts of the SELECT reading `table` (None: read all)."""
+    select = _select_reading(table)
+    where = select.args.get("where") if select is not None else None
+    if where is None:
+        return None
+    alias = table.alias_or_name.lower()
+    pushed = [text for conjunct in _conjuncts(where.this)
+              if (text := _translate(conjunct, alias, string_keys, params)) is not None]
+    return " AND ".join(f"({text})" for text in pushed) or None
+
+
+def _select_reading(table: exp.Table) -> exp.Select | None:
+    """The SELECT whose FROM is exactly this table (no joins: then every column is this table's)."""
+    parent = table.parent
+    if isinstance(parent, exp.From) and isinstance(parent.parent, exp.Select):
+        select = parent.parent
+        return None if select.args.get("joins") else select
+    return None
+
+
+def _conjuncts(condition: exp.Expression) -> list[exp.Expression]:
+    condition = condition.unnest()
+    if isinstance(condition, exp.And):
+        return _conjuncts(condition.left) + _conjuncts(condition.right)
+    return [condition]
+
+
+def _translate(node: exp.Expression, alias: str, keys: set[str], params: Mapping[str, Any]) -> str | None:
+    node = node.unnest()
+    if isinstance(node, (exp.And, exp.Or)):
+        left = _translate(node.left, alias, keys, params)
+        right = _translate(node.right, alias, keys, params)
+        if left is None or right is None:
+            # a weaker filter is still correct for AND (drop the untranslatable side), never for OR
+            return (left or right) if isinstance(node, exp.And) else None
+        return f"({left}) {'AND' if isinstance(node, exp.And) else 'OR'} ({right})"
+    operator = _OPERATORS.get(type(node))
+    if operator is None:
+        return None
+    column, value = _column(node.left, alias, keys), _value(node.right, params)
+    if column is None or value is None:
+        column, value = _column(node.right, alias, keys), _value(node.left, params)
+        operator = _FLIPPED[operator]
+    if column is None or value is None:
+        return None
+    return f"{column} {operator} '{value}'"
+
+
+def _column(node: exp.Expression, alias: str, keys: set[str]) -> str | None:
+    node = node.unnest()
+    if isinstance(node, exp.Column) and node.name.lower() in keys and node.table.lower() in ("", alias):
+        return node.name.lower()
+    return None
+
+
+def _value(node: exp.Expression, params: Mapping[str, Any]) -> str | None:
+    node = node.unnest()
+    if isinstance(node, exp.Literal) and node.is_string:
+        value: Any = node.this
+    elif isinstance(node, exp.Placeholder) and node.name in params:
+        value = params[node.name]
+    else:
+        return None
+    return value if isinstance(value, str) and _SAFE_VALUE.fullmatch(value) else None

@@ -1,0 +1,331 @@
+"""The SQL files: they parse as Athena SQL, run on the local engine, and compute what they promise --
+checked against an independent model of the same rules in plain Python (Decimal money)."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlglot
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from gadget_pipeline.athena import SqlParameterError, engine_for
+from gadget_pipeline.athena.current_state import (
+    CURRENT_STATE_TABLE,
+    LATEST_EVENT_TABLE,
+    refresh_order_current_state,
+)
+from gadget_pipeline.athena.daily_sales import DAILY_SALES_TABLE, build_daily_sales_partition
+from gadget_pipeline.athena.engine import load_sql, sql_file_names
+from gadget_pipeline.athena.local_engine import LocalDuckDbEngine
+from gadget_pipeline.athena.sql_text import (
+    bind_parameters,
+    fill_placeholders,
+    placeholders_in,
+    statement_keyword,
+)
+from gadget_pipeline.aws import AwsTarget
+from gadget_pipeline.catalog import crawler_for
+from gadget_pipeline.catalog import glue as catalog
+from gadget_pipeline.catalog.s3 import clear_prefix
+from gadget_pipeline_tests.test_crawler import RAW_TABLE, put_raw_object, raw_event
+
+# What the placeholders and parameters of the SQL files stand for (extend when a file needs a new one).
+SAMPLE_NAMES = {
+    "database": "gadget_sales", "raw_table": RAW_TABLE, "previous_table": LATEST_EVENT_TABLE,
+    "current_state_table": CURRENT_STATE_TABLE, "daily_sales_table": DAILY_SALES_TABLE,
+    "target_table": "sql_file_check", "target_location": "s3://gadget-sales-cdc/curated/sql_file_check/",
+}
+SAMPLE_VALUES = {"from_year": "2024", "from_month": "05", "from_day": "01", "from_hour": "10",
+                 "order_date": "2024-05-01", "since": "2024-04-01"}
+BUILD_FILES = {"order_current_state", "order_current_state_incremental", "daily_sales_table", "daily_sales"}
+
+
+def sample_arguments(name: str) -> dict[str, str]:
+    template = load_sql(name)
+    unknown = placeholders_in(template) - set(SAMPLE_NAMES)
+    assert not unknown, f"{name}.sql: add sample values for placeholders {unknown} to SAMPLE_NAMES"
+    values = {key: value for key, value in SAMPLE_VALUES.items() if f":{key}" in template}
+    return {**{k: v for k, v in SAMPLE_NAMES.items() if k in placeholders_in(template)}, **values}
+
+
+@pytest.fixture
+def engine(aws, deployed, tmp_path):
+    with engine_for(aws, deployed, cache_dir=tmp_path / "cache") as local_engine:
+        yield local_engine
+
+
+def crawl_and_build(aws, engine, mode: str = "auto"):
+    crawler_for(aws).crawl()
+    return refresh_order_current_state(engine, mode=mode)
+
+
+# ---------------------------------------------------------------------------- the independent model
+
+
+def seq_key(event: dict[str, Any]) -> tuple[int, str]:
+    return len(event["sequence_number"]), event["sequence_number"]
+
+
+def expected_current_state(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Latest event per order by numeric sequence number (ties: the same event); REMOVE -> absent."""
+    latest: dict[str, dict[str, Any]] = {}
+    for event in events:
+        best = latest.get(event["order_id"])
+        if best is None or (seq_key(event), _neg(event["event_id"])) > (seq_key(best),
+                                                                         _neg(best["event_id"])):
+            latest[event["order_id"]] = event
+    return {order_id: e for order_id, e in latest.items() if not e["is_deleted"]}
+
+
+def _neg(text: str) -> tuple[int, ...]:
+    return tuple(-ord(ch) for ch in text)  # smallest event_id wins a tie, as in the SQL
+
+
+def current_state_rows(engine) -> dict[str, dict[str, Any]]:
+    frame = engine.query(f"SELECT * FROM {engine.database}.{CURRENT_STATE_TABLE}")  # noqa: S608
+    return {row["order_id"]: row for row in frame.to_dict(orient="records")}
+
+
+def assert_matches_model(engine, events: list[dict[str, Any]]) -> None:
+    rows = current_state_rows(engine)
+    expected = expected_current_state(events)
+    assert set(rows) == set(expected)
+    for order_id, event in expected.items():
+        row = rows[order_id]
+        assert row["event_id"] == event["event_id"] and row["sequence_number"] == event["sequence_number"]
+        assert row["status"] == event["status"] and row["quantity"] == int(event["quantity"])
+        assert row["unit_price"] == Decimal(event["unit_price"]) and isinstance(row["unit_price"], Decimal)
+        assert row["total_amount"] == Decimal(event["total_amount"])
+        assert row["order_date"] == date.fromisoformat(event["order_ts"][:10])
+
+
+# ---------------------------------------------------------------------------- every file
+
+
+@pytest.mark.parametrize("name", sql_file_names())
+def test_every_sql_file_parses_as_athena_sql(name):
+    arguments = sample_arguments(name)
+    template = load_sql(name)
+    sql = fill_placeholders(template, {k: v for k, v in arguments.items() if k in placeholders_in(template)})
+    values = {k: v for k, v in arguments.items() if k not in placeholders_in(template)}
+    bound, _ = bind_parameters(sql, values)
+    statements = sqlglot.parse(bound, read="athena")
+    assert len(statements) == 1 and statements[0] is not None
+
+
+def test_every_sql_file_runs_on_the_local_engine(aws, deployed, engine):
+    put_raw_object(aws.client("s3"), deployed["BucketName"], "2024-05-01T10", "a",
+                   [raw_event("o1", 1, event="INSERT"), raw_event("o2", 2, event="INSERT", product="buds")])
+    crawl_and_build(aws, engine)  # runs order_current_state.sql
+    put_raw_object(aws.client("s3"), deployed["BucketName"], "2024-05-01T11", "b", [raw_event("o1", 3)])
+    assert crawl_and_build(aws, engine).mode == "incremental"  # runs order_current_state_incremental.sql
+    build_daily_sales_partition(engine, "2024-05-01")  # runs daily_sales_table.sql and daily_sales.sql
+    for name in sql_file_names():
+        if name in BUILD_FILES:
+            continue
+        assert statement_keyword(load_sql(name)) in ("SELECT", "WITH"), f"{name}.sql: only queries run here"
+        frame = engine.run_sql_file(name, **sample_arguments(name))
+        assert frame is not None and len(frame.columns) > 0, name
+
+
+# ---------------------------------------------------------------------------- order_current_state
+
+
+CHANGES = [
+    # o1: inserted, updated twice, the update delivered before the insert (other partition, other object)
+    ("2024-05-01T10", "a", [raw_event("o1", 120, status="SHIPPED", quantity=2)]),
+    ("2024-05-01T11", "b", [raw_event("o1", 100, event="INSERT", quantity=1),
+                            raw_event("o1", 110, status="PLACED", quantity=2)]),
+    # o2: inserted then removed; the REMOVE duplicated into another object
+    ("2024-05-01T10", "c", [raw_event("o2", 200, event="INSERT", product="buds"),
+                            raw_event("o2", 210, event="REMOVE", product="buds")]),
+    ("2024-05-01T12", "d", [raw_event("o2", 210, event="REMOVE", product="buds")]),
+    # o3: sequence numbers of different lengths (text order would pick "9...") and 40 digits
+    ("2024-05-01T12", "e", [raw_event("o3", "9" * 20, event="INSERT", product="kindle"),
+                            raw_event("o3", "1" + "0" * 39, status="DELIVERED", product="kindle",
+                                      quantity=3)]),
+    # o4: removed, then created again with the same key
+    ("2024-05-01T11", "f", [raw_event("o4", 400, event="INSERT"), raw_event("o4", 410, event="REMOVE"),
+                            raw_event("o4", 420, event="INSERT", quantity=5,
+                                      order_ts="2024-05-02T08:00:00Z")]),
+    # o5: the same event delivered three times, twice in one object
+    ("2024-05-01T10", "g", [raw_event("o5", 500, event="INSERT", status="CANCELLED")] * 2),
+    ("2024-05-01T12", "h", [raw_event("o5", 500, event="INSERT", status="CANCELLED")]),
+]
+
+
+def test_current_state_matches_the_model_with_changes_duplicates_and_reordering(aws, deployed, engine):
+    s3, bucket = aws.client("s3"), deployed["BucketName"]
+    for hour, name, events in CHANGES:
+        put_raw_object(s3, bucket, hour, name, events, compress=name in ("b", "e"))
+    build = crawl_and_build(aws, engine)
+    events = [event for _, _, batch in CHANGES for event in batch]
+    assert build.mode == "full" and build.raw_watermark == "2024/05/01/12"
+    assert (build.live_orders, build.removed_orders) == (4, 1)
+    assert_matches_model(engine, events)
+    frame = engine.query(f"SELECT * FROM {CURRENT_STATE_TABLE}")  # noqa: S608
+    assert str(frame["unit_price"].dtype) == "object" and str(frame["quantity"].dtype) == "Int64"
+    assert str(frame["order_ts"].dtype) == "datetime64[us]"
+    table = catalog.get_table(aws.client("glue"), deployed["GlueDatabaseName"], CURRENT_STATE_TABLE)
+    types = {c.name: c.type for c in table.columns}
+    assert types["unit_price"] == "decimal(12,2)" and types["total_amount"] == "decimal(14,2)"
+    assert types["quantity"] == "int" and types["order_date"] == "date" and types["order_ts"] == "timestamp"
+    assert table.location.startswith(deployed["CuratedLocation"] + "order_current_state/")
+
+
+def test_incremental_refresh_equals_a_full_rebuild_and_reads_only_new_partitions(aws, deployed, engine):
+    s3, bucket = aws.client("s3"), deployed["BucketName"]
+    for hour, name, events in CHANGES:
+        put_raw_object(s3, bucket, hour, name, events)
+    first = crawl_and_build(aws, engine)
+    later = [
+        ("2024-05-01T13", "i", [raw_event("o1", 130, status="DELIVERED", quantity=2),
+                                raw_event("o2", 205, status="LATE")]),  # older than o2's REMOVE: no effect
+        ("2024-05-01T14", "j", [raw_event("o6", 600, event="INSERT", product="kindle"),
+                                raw_event("o5", 510, event="REMOVE")]),
+        ("2024-05-01T12", "late", [raw_event("o3", "2" + "0" * 39, status="RETURNED", product="kindle")]),
+        ("2024-05-01T10", "ancient", [raw_event("o7", 700, event="INSERT")]),  # outside the lookback window
+    ]
+    for hour, name, events in later:
+        put_raw_object(s3, bucket, hour, name, events)
+    incremental = crawl_and_build(aws, engine)
+
+    assert incremental.mode == "incremental" and incremental.from_partition == "2024/05/01/11"
+    everything = [e for _, _, batch in CHANGES + later for e in batch]
+    seen = [e for _, name, batch in CHANGES + later for e in batch if name != "ancient"]
+    assert_matches_model(engine, seen)  # the late object in hour 12 is caught by the 1-hour lookback
+    full = refresh_order_current_state(engine, mode="full")
+    assert_matches_model(engine, everything)
+    assert full.live_orders == incremental.live_orders + 1
+    # only the current and the previous build folders are kept
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="curated/")["Contents"]
+    folders = {o["Key"].split("/")[2] for o in listed}
+    assert folders == {first.build_id, incremental.build_id, full.build_id} - {first.build_id}
+
+
+# Each example runs a crawl and a CTAS (~0.5 s): no shrinking, which would take minutes; a failure still
+# prints the whole example.
+@settings(max_examples=25, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_current_state_is_invariant_under_duplication_and_shuffling(aws, deployed, engine, data):
+    s3, bucket, database = aws.client("s3"), deployed["BucketName"], deployed["GlueDatabaseName"]
+    clear_prefix(s3, deployed["RawLocation"])
+    catalog.delete_table(aws.client("glue"), database, RAW_TABLE)
+    orders = data.draw(st.integers(1, 4), label="orders")
+    events = []
+    for order in range(orders):
+        sequences = data.draw(st.lists(st.integers(1, 10**12), min_size=1, max_size=4, unique=True),
+                              label="sequence numbers")
+        for sequence in sequences:
+            kind = data.draw(st.sampled_from(["INSERT", "MODIFY", "REMOVE"]), label="kind")
+            events.append(raw_event(f"o{order}", sequence, event=kind, status=f"S{sequence % 7}",
+                                    quantity=sequence % 5 + 1))
+    copies = [e for e in events for _ in range(data.draw(st.integers(1, 3), label="copies"))]
+    shuffled = data.draw(st.permutations(copies), label="delivery order")
+    placement = data.draw(st.lists(st.integers(0, 5), min_size=len(shuffled), max_size=len(shuffled)))
+    objects: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for event, slot in zip(shuffled, placement, strict=True):
+        objects[slot].append(event)
+    for slot, batch in objects.items():  # 3 hour partitions x 2 objects
+        put_raw_object(s3, bucket, f"2024-05-01T1{slot // 2}", f"obj-{slot % 2}", batch)
+
+    crawler_for(aws).crawl()
+    refresh_order_current_state(engine, mode="full", count_rows=False)
+    assert_matches_model(engine, events)
+
+
+# ---------------------------------------------------------------------------- daily_sales
+
+
+def expected_daily_sales(events: list[dict[str, Any]], day: date) -> dict[tuple[str, ...], tuple]:
+    totals: dict[tuple[str, ...], list] = defaultdict(lambda: [0, 0, Decimal("0")])
+    for event in expected_current_state(events).values():
+        if event["status"] != "CANCELLED" and event["order_ts"][:10] == day.isoformat():
+            key = (event["product_name"], event["brand"], event["category"], event["currency"])
+            totals[key][0] += 1
+            totals[key][1] += int(event["quantity"])
+            totals[key][2] += Decimal(event["total_amount"])
+    return {key: tuple(value) for key, value in totals.items()}
+
+
+def daily_sales_rows(engine, day: date) -> dict[tuple[str, ...], tuple]:
+    frame = engine.query(f"SELECT * FROM {DAILY_SALES_TABLE} WHERE order_date = ?", [day])  # noqa: S608
+    return {(r["product_name"], r["brand"], r["category"], r["currency"]):
+            (r["orders"], r["units"], r["revenue"]) for r in frame.to_dict(orient="records")}
+
+
+def test_daily_sales_partition_is_exact_and_rebuilds_idempotently(aws, deployed, engine):
+    s3, bucket = aws.client("s3"), deployed["BucketName"]
+    rng = random.Random(7)
+    events = []
+    for i in range(40):
+        product = rng.choice(list(("pixel", "buds", "kindle")))
+        day = rng.choice(["2024-05-01", "2024-05-02"])
+        events.append(raw_event(
+            f"o{i}", 1000 + i, event="INSERT", product=product, quantity=rng.randint(1, 3),
+            currency=rng.choice(["USD", "EUR"]), order_ts=f"{day}T0{rng.randint(0, 9)}:00:00Z",
+            status=rng.choice(["PLACED", "SHIPPED", "CANCELLED"]),
+        ))
+    events.append(raw_event("o0", 5000, event="REMOVE"))
+    put_raw_object(s3, bucket, "2024-05-01T10", "orders", events)
+    crawl_and_build(aws, engine)
+
+    first = build_daily_sales_partition(engine, date(2024, 5, 1))
+    other = build_daily_sales_partition(engine, "2024-05-02")
+    again = build_daily_sales_partition(engine, date(2024, 5, 1))
+
+    for day in (date(2024, 5, 1), date(2024, 5, 2)):
+        expected = expected_daily_sales(events, day)
+        assert daily_sales_rows(engine, day) == expected
+    assert first.rows == again.rows == len(expected_daily_sales(events, date(2024, 5, 1)))
+    assert again.objects_replaced == 1 and other.rows == len(expected_daily_sales(events, date(2024, 5, 2)))
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="curated/daily_sales/")["Contents"]]
+    assert len(keys) == 2
+    assert {k.split("/")[2] for k in keys} == {"order_date=2024-05-01", "order_date=2024-05-02"}
+    revenue = engine.query(f"SELECT sum(revenue) AS total FROM {DAILY_SALES_TABLE}")["total"][0]  # noqa: S608
+    assert isinstance(revenue, Decimal)
+
+
+# ---------------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize("names", [
+    {"database": "gadget_sales; DROP TABLE gadget_sales.daily_sales --"},
+    {"target_table": "daily_sales WHERE 1=1"},
+    {"target_location": "s3://bucket/x' OR '1'='1"},
+    {"target_location": "s3://bucket/../../etc/"},
+    {"target_location": "https://bucket/x/"},
+    {"database": "Gadget_Sales"},
+    {"database": 42},
+])
+def test_sql_placeholders_refuse_injection_with_one_clear_error(tmp_path, names):
+    # refused before any SQL runs or any AWS call is made: no server needed
+    engine = LocalDuckDbEngine(AwsTarget.local("http://127.0.0.1:9"), {"GlueDatabaseName": "gadget_sales"},
+                               cache_dir=tmp_path)
+    params = {"database": "gadget_sales", "target_table": "daily_sales",
+              "target_location": "s3://gadget-sales-cdc/curated/daily_sales/", **names}
+    with pytest.raises(SqlParameterError, match="must match"):
+        engine.run_sql_file("daily_sales_table", **params)
+
+
+def test_values_are_bound_never_pasted(aws, deployed, engine):
+    s3, bucket = aws.client("s3"), deployed["BucketName"]
+    put_raw_object(s3, bucket, "2024-05-01T10", "a", [raw_event("o1", 1, event="INSERT")])
+    crawl_and_build(aws, engine)
+    hostile = "o1' OR '1'='1"
+    frame = engine.query(f"SELECT order_id FROM {CURRENT_STATE_TABLE} WHERE order_id = :id", {"id": hostile})
+    assert frame.empty
+    assert len(engine.query(f"SELECT * FROM {LATEST_EVENT_TABLE}")) == 1  # noqa: S608
+    with pytest.raises(SqlParameterError, match="no value for SQL parameter :id"):
+        engine.query("SELECT :id", {})
+    with pytest.raises(SqlParameterError, match="not used"):
+        engine.query("SELECT 1", {"id": 1})
+    with pytest.raises(SqlParameterError, match="1 \\? parameter"):
+        engine.query("SELECT ?", [1, 2])
