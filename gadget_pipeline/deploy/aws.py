@@ -1,4 +1,4 @@
-"""Deploy infra/template.yaml to AWS: package the transform, upload it, create/update the stack by change set."""
+"""Deploy infra/template.yaml to AWS: package the transform, upload it, create or update the stack."""
 
 from __future__ import annotations
 
