@@ -44,6 +44,8 @@ dev: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_transform.py
+	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_current_state.py
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Resolved, tested dependency tree (Python 3.11). Regenerate with `make lock` after changing pins in pyproject.toml.' > constraints.txt

@@ -75,6 +75,7 @@ class CurrentStateConfig(dg.Config):
     group_name=GROUP,
     deps=[gadget_orders_cdc],
     kinds={"athena", "parquet"},
+    pool="order_current_state",  # builds swap Glue tables: one at a time (limit set on the instance)
     automation_condition=dg.AutomationCondition.eager(),
     description=(
         "One row per live order: its latest change (greatest sequence number). Deleted orders are absent; "

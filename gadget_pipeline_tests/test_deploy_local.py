@@ -66,7 +66,9 @@ def test_every_resource_exists_with_the_template_settings(aws: AwsTarget, deploy
     assert function["Handler"] == "handler.handler" and function["Runtime"] == "python3.11"
 
     crawler = aws.client("glue").get_crawler(Name=outputs["CrawlerName"])["Crawler"]
-    assert crawler["Targets"]["S3Targets"] == [{"Path": outputs["RawLocation"]}]
+    assert crawler["Targets"]["S3Targets"] == [
+        {"Path": outputs["RawLocation"], "Exclusions": ["**/_*", "**.tmp"]}
+    ]
     assert crawler["DatabaseName"] == outputs["GlueDatabaseName"]
     classifier = local_resource_record(aws, "CdcJsonClassifier")["JsonClassifier"]
     assert crawler["Classifiers"] == [classifier["Name"]] and classifier["JsonPath"] == "$"

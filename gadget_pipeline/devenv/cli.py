@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,6 +72,9 @@ def local_stack(port: int | None = None) -> Iterator[tuple[AwsTarget, dict[str, 
 def _start_dagster(endpoint: str, port: int) -> subprocess.Popen[bytes]:
     dagster_home = Path(os.environ.get("DAGSTER_HOME", config.REPO_ROOT / ".dagster_home"))
     dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_settings = dagster_home / "dagster.yaml"
+    if not instance_settings.exists():
+        shutil.copyfile(Path(__file__).with_name("dagster.yaml"), instance_settings)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
