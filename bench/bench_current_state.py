@@ -9,8 +9,14 @@ upload are not timed), crawls them, then times in one run:
 
 * full (cold): the first full build, including fetching every raw object from moto into the local cache;
 * full (warm): the same build again -- the steady state of a local engine (target < 5 s);
-* incremental: 10k new events in a new hour (+ the 1-hour lookback re-read) merged onto the previous
-  build, as a ratio to the warm full build (target <= 10 %).
+* incremental, realistic: 10k new events in a new hour (+ the 1-hour lookback re-read) merged onto the
+  previous build, as a ratio to the warm full build (target <= 10 %). The events follow an order's real
+  life cycle: new orders placed on the newest order date, plus updates and deletes of orders placed on
+  that date (an order changes within days of placement), so they touch few order_date partitions;
+* incremental, worst case: 10k updates/inserts/deletes of random orders across every order date, so
+  every date partition is rewritten (reported, not a target).
+
+After each incremental refresh a full rebuild checks that both give the same state, row for row.
 
 Prints the numbers and PASS/FAIL against the targets. Always exits 0: it is a report, not a gate.
 """
@@ -70,7 +76,46 @@ def generate_lines(first: int, count: int, orders: int, rng: random.Random, hour
     return lines
 
 
-def write_events(s3, bucket: str, first: int, total: int, orders: int, hour: datetime, seed: int) -> int:
+def generate_recent_lines(first: int, count: int, orders: int, rng: random.Random, hour: datetime
+                          ) -> list[str]:
+    """`count` realistic new events: 40 % new orders (ids from `orders` on) placed on the newest order
+    date, 55 % updates and 5 % deletes of orders placed on that date (new ones included)."""
+    newest_day = MINUTES_OF_ORDER_TIMES // (24 * 60) * 24 * 60  # first minute of the newest order date
+    recent = [order for order in range(orders) if order % MINUTES_OF_ORDER_TIMES >= newest_day]
+    lines = []
+    ts = hour.strftime("%Y-%m-%dT%H:%M:%SZ")
+    placed: list[int] = []
+    for n in range(first, first + count):
+        roll = rng.random()
+        if roll < 0.40:
+            order, name = orders + n - first, "INSERT"
+            placed.append(order)
+            minute = newest_day + rng.randrange(MINUTES_OF_ORDER_TIMES - newest_day)
+        else:
+            order = rng.choice(recent + placed[-1000:])
+            name = "REMOVE" if roll > 0.95 else "MODIFY"
+            minute = order % MINUTES_OF_ORDER_TIMES if order < orders else None
+        lines.append(_line(n, name, ts, order, orders, minute))
+    return lines
+
+
+def _line(n: int, name: str, ts: str, order: int, orders: int, minute: int | None) -> str:
+    """One event; `minute` (of the order's order_ts) is derived from the order when None."""
+    product = PRODUCTS[order % len(PRODUCTS)]
+    qty = 1 + order % 3
+    cents = int(product[3].replace(".", "")) * qty
+    if minute is None:  # a new order of the realistic batch: its order_ts was fixed by its INSERT
+        minute = MINUTES_OF_ORDER_TIMES - 1 - (order - orders) % 600
+    return LINE.format(
+        n=n, name=name, ts=ts, seq=10**20 + n, order=order,
+        deleted="true" if name == "REMOVE" else "false", customer=order % 50_000, p=product, qty=qty,
+        total=f"{cents // 100}.{cents % 100:02d}", status=STATUSES[(n + order) % len(STATUSES)],
+        order_ts=(START + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def write_events(s3, bucket: str, first: int, total: int, orders: int, hour: datetime, seed: int,
+                 realistic: bool = False) -> int:
     """Write `total` events from hour `hour` on (EVENTS_PER_HOUR per hour); returns the next event number."""
     rng = random.Random(seed)
     jobs = []
@@ -80,7 +125,8 @@ def write_events(s3, bucket: str, first: int, total: int, orders: int, hour: dat
         moment = hour + timedelta(hours=(number - first) // EVENTS_PER_HOUR)
         key = (f"raw/gadget_orders_cdc/year={moment:%Y}/month={moment:%m}/day={moment:%d}/hour={moment:%H}/"
                f"kinesis-gadget-data-s3-1-{moment:%Y-%m-%d-%H}-{number:010d}")
-        jobs.append((key, "".join(generate_lines(number, count, orders, rng, moment)).encode()))
+        generate = generate_recent_lines if realistic else generate_lines
+        jobs.append((key, "".join(generate(number, count, orders, rng, moment)).encode()))
         number += count
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda job: s3.put_object(Bucket=bucket, Key=job[0], Body=job[1]), jobs))

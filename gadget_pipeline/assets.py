@@ -12,7 +12,7 @@ from gadget_pipeline.athena.engine import AthenaEngine
 from gadget_pipeline.partitions import ORDER_DATE_PARTITIONS
 from gadget_pipeline.resources import AthenaResource, GlueCrawlerResource
 
-GROUP = "gadget_sales"
+GROUP = "gadget_sales_analytics"
 CHART_DAYS = 14
 
 raw_cdc_files = dg.AssetSpec(

@@ -55,7 +55,8 @@ def test_busy_port_is_a_clear_error(own_state: Path, capsys: pytest.CaptureFixtu
         blocker.listen()
         port = blocker.getsockname()[1]
         assert main(["local", "up", "--port", str(port)]) == 1
-    err = capsys.readouterr().err.strip()
+    progress, err = capsys.readouterr().err.strip().splitlines()
+    assert progress.startswith("starting the local AWS")
     assert (
         err == f"gadget-pipeline local: error: port {port} on 127.0.0.1 is in use by another process; "
         "pick another with --port"

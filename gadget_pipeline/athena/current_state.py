@@ -1,67 +1,88 @@
 """Build gadget_sales.order_current_state -- one row per live order -- fully or incrementally.
 
-Layout (all Parquet, all under CuratedLocation/order_current_state/):
+Layout (all Parquet, all under CuratedLocation/order_current_state/, the tables' location):
 
-    <build_id>/presence=live/...      rows of live orders       <- table order_current_state
-    <build_id>/presence=removed/...   tombstones of removed ones   (both: table order_latest_event)
+    <build_id>/order_date=D/presence=live/...      live orders placed on D       <- order_current_state
+    <build_id>/order_date=D/presence=removed/...   tombstones of removed ones       (both: order_latest_event)
 
-`order_latest_event` keeps every order's latest event including REMOVEs, so an incremental refresh can
-merge new events on top of it without resurrecting a removed order from an older, late event.
-`order_current_state` is the same build's `presence=live` folder: no second copy of the data.
+`order_latest_event` (partitioned by order_date, presence) keeps every order's latest event including
+REMOVEs, so an incremental refresh can merge new events on top of it without resurrecting a removed
+order from an older, late event. `order_current_state` (partitioned by order_date) has one partition per
+date pointing at that date's `presence=live` folder: no second copy of the data.
 
 A refresh never overwrites: it writes a new build folder with one CTAS (Athena cannot overwrite), then
-points both Glue tables at it (the "swap", plain Glue API calls: identical on AWS and locally), and
-deletes builds older than the previous one (kept for queries still reading it).
+points the partitions it rewrote at it (the "swap", batched Glue API calls: identical on AWS and locally)
+and deletes the files that neither the new nor the previous catalog state references (the previous one is
+kept for queries still reading it) -- one listing, one batched delete.
 
-* full: every raw partition (order_current_state.sql).
-* incremental: the previous build plus the raw partitions from (watermark - lookback_hours) on
-  (order_current_state_incremental.sql). The watermark is the newest raw partition registered when the
-  previous build started, stored as a table parameter. Re-reading partitions is harmless (the result
-  is invariant under duplicates), so the lookback catches objects that Firehose wrote into an earlier
-  hour's folder after that build, and partitions registered while a build ran.
+* full: every raw partition (order_current_state.sql); every partition is replaced.
+* incremental: the raw partitions from (watermark - lookback_hours) on, merged with the previous state
+  (order_current_state_incremental.sql). The build holds only the order_date partitions the new events
+  touch (an order's date is its order_ts, which an update does not change, and lifecycle updates come
+  within days of placement), so the rows written and the catalog calls follow the new events, not the
+  size of the state. Untouched dates keep their files and partitions: a partition may point into an
+  older build folder. The watermark is the newest raw partition registered when the previous build
+  started, stored as a table parameter. Re-reading partitions is harmless (the result is invariant under
+  duplicates), so the lookback catches objects that Firehose wrote into an earlier hour's folder after
+  that build, and partitions registered while a build ran.
+
+Row counts come from the catalog: each partition carries its number of orders as a parameter (counted
+by one small query over the new build only, order_current_state_counts/_delta.sql), so counting never
+scans the state.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from gadget_pipeline.athena.engine import AthenaEngine
 from gadget_pipeline.athena.errors import QueryError
 from gadget_pipeline.athena.sql_text import sql_identifier
 from gadget_pipeline.catalog import glue as catalog
 from gadget_pipeline.catalog.crawler import table_name_for_path
-from gadget_pipeline.catalog.s3 import as_folder, clear_prefix, list_folders, split_s3_url
+from gadget_pipeline.catalog.s3 import DELETE_BATCH, as_folder, iter_objects, split_s3_url
 
 CURRENT_STATE_TABLE = "order_current_state"
 LATEST_EVENT_TABLE = "order_latest_event"
 STAGING_TABLE = "order_latest_event_next"
 WATERMARK_PARAMETER = "gadget.raw_watermark"
 BUILD_PARAMETER = "gadget.build_id"
+ORDERS_PARAMETER = "gadget.orders"  # a partition's number of rows (orders), written by the swap
 RAW_PARTITION_KEYS = ("year", "month", "day", "hour")  # Firehose's hourly folders, as the crawler names them
+STATE_PARTITION_KEYS = ("order_date", "presence")  # order_latest_event's; order_current_state: order_date
 WATERMARK_FORMAT = "%Y/%m/%d/%H"  # the newest raw partition's values, joined with "/"
 
 Mode = Literal["auto", "full", "incremental"]
+Values = tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class CurrentStateBuild:
     mode: str  # what ran: "full" | "incremental"
     build_id: str
-    location: str  # the build folder; order_current_state reads its presence=live/ sub-folder
+    location: str  # the build folder: the rewritten partitions' files live under it
     raw_watermark: str | None  # newest raw partition registered when the build started, "2024/05/01/13"
     from_partition: str | None  # incremental: the first raw partition read, "2024/05/01/12"
     live_orders: int | None
     removed_orders: int | None
     duration_seconds: float
+    dates_rewritten: int = 0  # order_date partitions written by this build
+    dates_total: int = 0  # order_date partitions of the state after it
+    rows_written: int | None = None  # rows (live + removed orders) this build wrote
 
 
 def raw_table_name(outputs: dict[str, str]) -> str:
     """The crawler names the raw table after the raw folder (Glue's rule): gadget_orders_cdc."""
     return table_name_for_path(outputs["RawLocation"])
+
+
+def state_root(engine: AthenaEngine) -> str:
+    return f"{as_folder(engine.outputs['CuratedLocation'])}{CURRENT_STATE_TABLE}/"
 
 
 def refresh_order_current_state(
@@ -75,6 +96,8 @@ def refresh_order_current_state(
     if raw is None:
         raise QueryError(f"{database}.{raw_table} is not in the catalog yet: run `gadget-pipeline crawl`")
     previous = catalog.get_table(glue, database, LATEST_EVENT_TABLE)
+    if previous is not None and [k.name for k in previous.partition_keys] != list(STATE_PARTITION_KEYS):
+        previous = _drop_old_layout(engine)  # a build of an earlier layout: replaced by a full build
     previous_watermark = previous.parameters.get(WATERMARK_PARAMETER) if previous else None
     start = _lookback_start(previous_watermark, lookback_hours) if mode != "full" else None
     if mode == "incremental" and start is None:
@@ -89,29 +112,48 @@ def refresh_order_current_state(
         default=previous_watermark)
 
     build_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    location = f"{as_folder(engine.outputs['CuratedLocation'])}{CURRENT_STATE_TABLE}/{build_id}/"
-    catalog.delete_table(glue, database, STAGING_TABLE)  # left over by a build that failed half-way
+    location = f"{state_root(engine)}{build_id}/"
     names = {"database": database, "target_table": STAGING_TABLE, "target_location": location,
              "raw_table": raw_table}
     if start is None:
-        engine.run_sql_file("order_current_state", **names)
+        _create_staging(engine, "order_current_state", names)
     else:
         first = {f"from_{key}": value for key, value in zip(RAW_PARTITION_KEYS, start, strict=True)}
-        engine.run_sql_file("order_current_state_incremental", **names, previous_table=LATEST_EVENT_TABLE,
-                            **first)
-    _swap_in(engine, build_id, location, watermark, previous)
-    _delete_old_builds(engine, keep={location, as_folder(previous.location) if previous else ""})
+        _create_staging(engine, "order_current_state_incremental",
+                        {**names, "previous_table": LATEST_EVENT_TABLE, **first})
+
+    # what the build wrote: its partitions with their row counts, and (incremental) the dates it emptied
+    written: dict[Values, int | None] = {}
+    emptied: set[str] = set()
+    if start is not None or count_rows:
+        if start is None:
+            frame = engine.run_sql_file("order_current_state_counts", database=database,
+                                        target_table=STAGING_TABLE)
+        else:
+            frame = engine.run_sql_file("order_current_state_delta", database=database,
+                                        target_table=STAGING_TABLE, previous_table=LATEST_EVENT_TABLE)
+        assert frame is not None
+        rows = zip(frame["order_date"], frame["presence"], frame["orders"], strict=True)
+        for day, presence, orders in rows:
+            if presence is None or presence != presence:  # NULL: a date the build emptied
+                emptied.add(str(day))
+            else:
+                written[(str(day), str(presence))] = int(orders)
+    old = catalog.partition_inputs_of(glue, database, LATEST_EVENT_TABLE) if previous else []
+    partitions, staged = _swap_in(engine, build_id, location, watermark, previous, old, written, emptied,
+                                  full=start is None)
+    _delete_unreferenced(engine, keep=[p["StorageDescriptor"]["Location"] for p in old + partitions])
 
     live = removed = None
     if count_rows:
-        table = f"{sql_identifier(database, 'database')}.{LATEST_EVENT_TABLE}"
-        counts = engine.query(f"SELECT presence, count(*) AS orders FROM {table} GROUP BY presence")  # noqa: S608
-        by_presence = dict(zip(counts["presence"], counts["orders"], strict=True))
-        live, removed = int(by_presence.get("live", 0)), int(by_presence.get("removed", 0))
+        live, removed = _count(engine, partitions)
     return CurrentStateBuild(
         mode="full" if start is None else "incremental", build_id=build_id, location=location,
         raw_watermark=watermark, from_partition="/".join(start) if start else None, live_orders=live,
         removed_orders=removed, duration_seconds=time.monotonic() - started,
+        dates_rewritten=len({values[0] for values in staged}),
+        dates_total=len({p["Values"][0] for p in partitions}),
+        rows_written=sum(n for n in written.values() if n is not None) if written else None,
     )
 
 
@@ -135,49 +177,120 @@ def _lookback_start(watermark: str | None, lookback_hours: int) -> tuple[str, ..
     return (f"{start:%Y}", f"{start:%m}", f"{start:%d}", f"{start:%H}")
 
 
+def _create_staging(engine: AthenaEngine, sql_file: str, params: dict[str, Any]) -> None:
+    """The build's CTAS into the staging table; a staging entry left by a build that failed half-way is
+    dropped (catalog only: its files are unreferenced and go with the next clean-up) and the CTAS rerun."""
+    try:
+        engine.run_sql_file(sql_file, **params)
+    except QueryError:
+        if not catalog.delete_table(engine.target.client("glue"), engine.database, STAGING_TABLE):
+            raise
+        engine.run_sql_file(sql_file, **params)
+
+
+def _drop_old_layout(engine: AthenaEngine) -> None:
+    """Forget the catalog entries of a build of an earlier layout (its files go with the clean-up)."""
+    glue = engine.target.client("glue")
+    for name in (LATEST_EVENT_TABLE, CURRENT_STATE_TABLE):
+        catalog.delete_table(glue, engine.database, name)
+
+
 def _swap_in(engine: AthenaEngine, build_id: str, location: str, watermark: str | None,
-             previous: catalog.GlueTable | None) -> None:
-    """Point order_latest_event and order_current_state at the new build; drop the staging entry."""
+             previous: catalog.GlueTable | None, old: list[dict[str, Any]], written: dict[Values, int | None],
+             emptied: set[str], *, full: bool) -> tuple[list[dict[str, Any]], set[Values]]:
+    """Point the rewritten partitions of order_latest_event and order_current_state at the new build (all
+    of them for a full build, the touched dates for an incremental one), drop the staging entry; returns
+    order_latest_event's partitions after the swap and the values of those the build wrote."""
     glue = engine.target.client("glue")
     database = engine.database
     staging = catalog.get_table(glue, database, STAGING_TABLE)
     if staging is None:
         raise QueryError(f"the build did not create {database}.{STAGING_TABLE}")
+    staged = catalog.partition_inputs_of(glue, database, STAGING_TABLE)
+    if written and {tuple(p["Values"]) for p in staged} != set(written):
+        raise QueryError(f"{database}.{STAGING_TABLE}: its partitions do not match its rows")
+    for partition in staged:
+        orders = written.get(tuple(partition["Values"]))
+        partition["Parameters"] = {**partition.get("Parameters", {}),
+                                   **({ORDERS_PARAMETER: str(orders)} if orders is not None else {})}
+    root = state_root(engine)
     parameters = {**staging.parameters, BUILD_PARAMETER: build_id}
     if watermark:
         parameters[WATERMARK_PARAMETER] = watermark
-    latest = catalog.table_input(staging.raw, Name=LATEST_EVENT_TABLE, Parameters=parameters)
+    descriptor = {**staging.raw["StorageDescriptor"], "Location": root}
+    latest = catalog.table_input(staging.raw, Name=LATEST_EVENT_TABLE, Parameters=parameters,
+                                 StorageDescriptor=descriptor)
+    date_key = next(key for key in staging.raw["PartitionKeys"] if key["Name"] == STATE_PARTITION_KEYS[0])
+    current = {"Name": CURRENT_STATE_TABLE, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": descriptor,
+               "PartitionKeys": [date_key], "Parameters": parameters}
+
+    old_values = {tuple(p["Values"]): p for p in old}
+    touched = {values[0] for values in old_values} if full else {v[0] for v in written} | emptied
+    new_values = {tuple(p["Values"]) for p in staged}
+    gone = sorted(v for v in old_values if v[0] in touched and v not in new_values)
     if previous is None:
         glue.create_table(DatabaseName=database, TableInput=latest)
     else:
         glue.update_table(DatabaseName=database, TableInput=latest)
-    # both builds have the partitions presence=live/removed: repoint existing ones, add/drop the others
-    new_partitions = catalog.partition_inputs_of(glue, database, STAGING_TABLE)
-    old: set[tuple[str, ...]] = set()
-    if previous is not None:
-        old = {p.values for p in catalog.get_partitions(glue, database, LATEST_EVENT_TABLE)}
-    fresh = {tuple(p["Values"]) for p in new_partitions}
     catalog.update_partitions(glue, database, LATEST_EVENT_TABLE,
-                              [p for p in new_partitions if tuple(p["Values"]) in old])
+                              [p for p in staged if tuple(p["Values"]) in old_values])
     catalog.create_partitions(glue, database, LATEST_EVENT_TABLE,
-                              [p for p in new_partitions if tuple(p["Values"]) not in old])
-    catalog.delete_partitions(glue, database, LATEST_EVENT_TABLE, sorted(old - fresh))
+                              [p for p in staged if tuple(p["Values"]) not in old_values])
+    catalog.delete_partitions(glue, database, LATEST_EVENT_TABLE, gone)
 
-    descriptor = {**staging.raw["StorageDescriptor"], "Location": f"{location}presence=live/"}
-    current = {"Name": CURRENT_STATE_TABLE, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": descriptor,
-               "PartitionKeys": [], "Parameters": {**staging.parameters, BUILD_PARAMETER: build_id}}
-    try:  # after the first build the table exists: update first
+    # order_current_state mirrors order_latest_event's presence=live partitions, one per date
+    live = [{**p, "Values": [p["Values"][0]]} for p in staged if p["Values"][1] == "live"]
+    old_live = {v[0] for v in old_values if v[1] == "live"}
+    if previous is None:
+        catalog.put_table(glue, database, current)
+    else:
         glue.update_table(DatabaseName=database, TableInput=current)
-    except glue.exceptions.EntityNotFoundException:
-        glue.create_table(DatabaseName=database, TableInput=current)
+    catalog.update_partitions(glue, database, CURRENT_STATE_TABLE,
+                              [p for p in live if p["Values"][0] in old_live])
+    catalog.create_partitions(glue, database, CURRENT_STATE_TABLE,
+                              [p for p in live if p["Values"][0] not in old_live])
+    catalog.delete_partitions(glue, database, CURRENT_STATE_TABLE,
+                              sorted((v[0],) for v in gone if v[1] == "live"))
     catalog.delete_table(glue, database, STAGING_TABLE)  # the files now belong to order_latest_event
+    kept = [p for values, p in old_values.items() if values[0] not in touched]
+    return kept + staged, new_values
 
 
-def _delete_old_builds(engine: AthenaEngine, keep: set[str]) -> None:
+def _count(engine: AthenaEngine, partitions: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    """(live, removed) orders: summed from the partitions' parameters, or counted if one lacks it."""
+    totals = {"live": 0, "removed": 0}
+    for partition in partitions:
+        orders = partition.get("Parameters", {}).get(ORDERS_PARAMETER)
+        if orders is None:
+            break
+        totals[partition["Values"][1]] = totals.get(partition["Values"][1], 0) + int(orders)
+    else:
+        return totals["live"], totals["removed"]
+    table = f"{sql_identifier(engine.database, 'database')}.{LATEST_EVENT_TABLE}"
+    counts = engine.query(f"SELECT presence, count(*) AS orders FROM {table} GROUP BY presence")  # noqa: S608
+    by_presence = dict(zip(counts["presence"], counts["orders"], strict=True))
+    return int(by_presence.get("live", 0)), int(by_presence.get("removed", 0))
+
+
+def _delete_unreferenced(engine: AthenaEngine, keep: Iterable[str]) -> int:
+    """Delete every object under the state's root that no kept partition folder holds: builds replaced
+    two refreshes ago, files of failed builds. One listing, batched deletes; returns how many."""
     s3 = engine.target.client("s3")
-    root = f"{as_folder(engine.outputs['CuratedLocation'])}{CURRENT_STATE_TABLE}/"
-    bucket, prefix = split_s3_url(root)
-    for folder in list_folders(s3, bucket, prefix):
-        url = f"s3://{bucket}/{folder}"
-        if url not in keep:
-            clear_prefix(s3, url)
+    bucket, prefix = split_s3_url(state_root(engine))
+    folders = {split_s3_url(as_folder(url))[1] for url in keep}
+    doomed = [obj.key for obj in iter_objects(s3, bucket, prefix) if not _under(obj.key, folders, prefix)]
+    for begin in range(0, len(doomed), DELETE_BATCH):
+        batch = [{"Key": key} for key in doomed[begin:begin + DELETE_BATCH]]
+        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        if response.get("Errors"):
+            raise QueryError(f"could not delete old build files: {response['Errors'][0]}")
+    return len(doomed)
+
+
+def _under(key: str, folders: set[str], root: str) -> bool:
+    folder = key.rsplit("/", 1)[0] + "/"
+    while len(folder) > len(root):
+        if folder in folders:
+            return True
+        folder = folder[:-1].rsplit("/", 1)[0] + "/"
+    return False

@@ -5,15 +5,17 @@
 -- strings of up to 40 digits (more than DECIMAL(38,0) holds), so they are ordered numerically by
 -- (length, text). Equal sequence numbers are the same event delivered twice: any copy will do, event_id
 -- makes the pick deterministic. Duplicated or reordered deliveries therefore change nothing.
--- The winning event decides the partition: presence = 'live', or 'removed' for a REMOVE (a tombstone,
--- kept so that an incremental refresh cannot bring a removed order back from an older event).
+-- Partitioned by the order's date (order_ts never changes, so an order stays in its date partition and an
+-- incremental refresh rewrites only the dates its new events touch), then by what the winning event
+-- says: presence = 'live', or 'removed' for a REMOVE (a tombstone, kept so that an incremental refresh
+-- cannot bring a removed order back from an older event).
 -- Only the winners are cast to typed columns; money is exact DECIMAL, never a float.
 CREATE TABLE {database}.{target_table}
 WITH (
     format = 'PARQUET',
     write_compression = 'SNAPPY',
     external_location = '{target_location}',
-    partitioned_by = ARRAY['presence']
+    partitioned_by = ARRAY['order_date', 'presence']
 ) AS
 WITH ranked_events AS (
     SELECT
@@ -37,12 +39,12 @@ SELECT
     currency,
     status,
     CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS order_ts,
-    CAST(CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS DATE) AS order_date,
     CAST(from_iso8601_timestamp(updated_at) AS TIMESTAMP) AS updated_at,
     event_id,
     event_name,
     CAST(from_iso8601_timestamp(event_ts) AS TIMESTAMP) AS event_ts,
     sequence_number,
+    CAST(CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS DATE) AS order_date,
     CASE WHEN coalesce(is_deleted, event_name = 'REMOVE') THEN 'removed' ELSE 'live' END AS presence
 FROM ranked_events
 WHERE recency = 1

@@ -1,20 +1,24 @@
 -- Incremental refresh of the latest change event of every order: the previous build plus only the raw
--- partitions at or after (:from_year, :from_month, :from_day, :from_hour), so the work follows the new
--- data and the number of orders, not the length of history.
+-- partitions at or after (:from_year, :from_month, :from_day, :from_hour). The result holds only the
+-- order_date partitions that the new events touch -- complete, every row of those dates -- and the caller
+-- swaps exactly those partitions into order_latest_event (every other date keeps its files), so the work
+-- follows the new data, not the number of orders or the length of history.
 --
 -- Same rule as order_current_state.sql (greatest sequence number by (length, text), event_id breaks
--- ties, REMOVE events stay as 'removed' tombstones), applied only to the orders the new events touch:
--- every other order's row is carried over as it was. Re-reading a partition that the previous build
--- already saw is harmless -- the result is invariant under duplicated events -- which is what lets the
--- caller re-read the last partitions to catch objects that landed in them late.
--- The partition filter compares the partition columns themselves (not an expression of them), so both
--- Athena and the local engine prune partitions through the Glue catalog.
+-- ties, REMOVE events stay as 'removed' tombstones), applied only to the orders the new events touch.
+-- A date is touched when a touched order's new winner or its previous row lies in it (an order removed
+-- and created again with another order_ts moves to another date). Every other order of a touched date is
+-- carried over as it was. Re-reading a partition that the previous build already saw is harmless -- the
+-- result is invariant under duplicated events -- which is what lets the caller re-read the last
+-- partitions to catch objects that landed in them late.
+-- The raw partition filter compares the partition columns themselves (not an expression of them), so
+-- both Athena and the local engine prune partitions through the Glue catalog.
 CREATE TABLE {database}.{target_table}
 WITH (
     format = 'PARQUET',
     write_compression = 'SNAPPY',
     external_location = '{target_location}',
-    partitioned_by = ARRAY['presence']
+    partitioned_by = ARRAY['order_date', 'presence']
 ) AS
 WITH new_events AS (
     SELECT
@@ -29,12 +33,12 @@ WITH new_events AS (
         currency,
         status,
         CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS order_ts,
-        CAST(CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS DATE) AS order_date,
         CAST(from_iso8601_timestamp(updated_at) AS TIMESTAMP) AS updated_at,
         event_id,
         event_name,
         CAST(from_iso8601_timestamp(event_ts) AS TIMESTAMP) AS event_ts,
         sequence_number,
+        CAST(CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS DATE) AS order_date,
         CASE WHEN coalesce(is_deleted, event_name = 'REMOVE') THEN 'removed' ELSE 'live' END AS presence
     FROM {database}.{raw_table}
     WHERE (
@@ -52,12 +56,10 @@ WITH new_events AS (
 touched_orders AS (
     SELECT DISTINCT order_id FROM new_events
 ),
-candidates AS (
+previous_of_touched AS (
     SELECT previous.*
     FROM {database}.{previous_table} AS previous
     JOIN touched_orders ON previous.order_id = touched_orders.order_id
-    UNION ALL
-    SELECT * FROM new_events
 ),
 ranked AS (
     SELECT
@@ -66,14 +68,27 @@ ranked AS (
             PARTITION BY order_id
             ORDER BY length(sequence_number) DESC, sequence_number DESC, event_id
         ) AS recency
-    FROM candidates
+    FROM (
+        SELECT * FROM previous_of_touched
+        UNION ALL
+        SELECT * FROM new_events
+    ) AS candidates
+),
+winners AS (
+    SELECT
+        order_id, customer_id, product_name, brand, category, quantity, unit_price, total_amount, currency,
+        status, order_ts, updated_at, event_id, event_name, event_ts, sequence_number, order_date, presence
+    FROM ranked
+    WHERE recency = 1
+),
+touched_dates AS (
+    SELECT order_date FROM winners
+    UNION
+    SELECT order_date FROM previous_of_touched
 )
-SELECT
-    order_id, customer_id, product_name, brand, category, quantity, unit_price, total_amount, currency,
-    status, order_ts, order_date, updated_at, event_id, event_name, event_ts, sequence_number, presence
-FROM ranked
-WHERE recency = 1
+SELECT * FROM winners
 UNION ALL
 SELECT previous.*
 FROM {database}.{previous_table} AS previous
-WHERE NOT EXISTS (SELECT 1 FROM touched_orders WHERE touched_orders.order_id = previous.order_id)
+WHERE previous.order_date IN (SELECT order_date FROM touched_dates)
+  AND NOT EXISTS (SELECT 1 FROM touched_orders WHERE touched_orders.order_id = previous.order_id)
