@@ -61,8 +61,12 @@ def expand_timestamp_prefix(prefix_template: str, moment: datetime) -> str:
 
 
 def static_prefix(prefix_template: str) -> str:
-    """The part of a Firehose prefix before its first expression: where every object lands under."""
-    return prefix_template.split("!{", 1)[0]
+    """The folder every object of a Firehose prefix lands under: up to the last '/' before any expression.
+
+    'raw/t/year=!{timestamp:yyyy}/...' -> 'raw/t/' (not 'raw/t/year=', which would cut a partition in two).
+    """
+    head = prefix_template.split("!{", 1)[0]
+    return head[: head.rfind("/") + 1]
 
 
 def hour_prefixes(prefix_template: str, now: datetime, lookback_hours: int) -> list[str]:

@@ -90,7 +90,8 @@ def test_ticks_request_each_crawl_and_refresh_once(aws: AwsTarget, deployed: dic
     assert second.cursor == first.cursor
 
     # After the crawl knows the partition and columns, new objects there only need a refresh ...
-    partition = raw_objects.partition_of(_key(template, now, 0), raw_objects.static_prefix(template))
+    partition = now.strftime("year=%Y/month=%m/day=%d/hour=%H")
+    assert raw_objects.partition_of(_key(template, now, 0), raw_objects.static_prefix(template)) == partition
     _register_partition(aws, deployed, partition, ["event_id", "order_id", "sequence_number"])
     _put(aws, bucket, [_key(template, now, n) for n in range(3, 5)])
     third = _tick(aws, second.cursor)
