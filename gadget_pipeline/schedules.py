@@ -1,23 +1,30 @@
 """Schedules: yesterday's daily sales after midnight UTC, and a periodic safety-net refresh."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from gadget_pipeline import config, jobs
 
 
-def build_schedules(environment: str | None = None) -> list:
+def yesterday_partition(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """The day that just ended. (Today's partition exists too, for live sales, so 'latest' is not it.)"""
+    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=f"daily_sales:{day}", partition_key=day)
+
+
+def build_schedules(environment: str | None = None) -> list[dg.ScheduleDefinition]:
     environment = environment or config.gadget_env()
     status = dg.DefaultScheduleStatus.RUNNING if environment == "local" else dg.DefaultScheduleStatus.STOPPED
     return [
-        # A daily partitioned job's schedule targets the day that just ended: at 00:15 UTC, yesterday.
-        dg.build_schedule_from_partitioned_job(
-            jobs.daily_sales_job,
+        dg.schedule(
             name="daily_sales_for_yesterday",
-            hour_of_day=0,
-            minute_of_hour=15,
+            job=jobs.daily_sales_job,
+            cron_schedule="15 0 * * *",
+            execution_timezone="UTC",
             default_status=status,
-            description="Finalize yesterday's sales once late events have landed.",
-        ),
+            description="At 00:15 UTC, finalize yesterday's sales once late events have landed.",
+        )(yesterday_partition),
         dg.ScheduleDefinition(
             name="current_state_safety_net",
             job=jobs.refresh_current_state_job,

@@ -232,3 +232,16 @@ def test_definitions_load_in_both_environments(monkeypatch: pytest.MonkeyPatch) 
             dg.DefaultSensorStatus.RUNNING if environment == "local" else dg.DefaultSensorStatus.STOPPED
         )
         assert sensor.default_status == expected
+
+
+def test_yesterday_schedule_requests_the_day_that_just_ended() -> None:
+    from datetime import UTC, datetime
+
+    defs = build_definitions("local")
+    schedule = defs.resolve_schedule_def("daily_sales_for_yesterday")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 21, 0, 15, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = schedule.evaluate_tick(context).run_requests
+    assert [(r.partition_key, r.run_key) for r in requests] == [("2026-11-20", "daily_sales:2026-11-20")]
