@@ -234,3 +234,14 @@ def test_good_arguments_parse_to_a_command() -> None:
 def test_generate_without_orders_or_continuous_is_a_config_error() -> None:
     with pytest.raises(config.ConfigError, match="--orders"):
         cli.cmd_generate(parser().parse_args(["generate"]))
+
+
+@pytest.mark.parametrize("orders", [1, 7, 60, 500])
+def test_backfill_orders_stay_inside_their_window(orders: int) -> None:
+    start = datetime(2026, 11, 14, tzinfo=UTC)
+    for seed in range(20):
+        placed = [op.item["order_ts"] for op in plan_operations(orders, seed=seed, start=start, days=7)
+                  if op.kind is OperationKind.PUT]
+        assert len(placed) == orders
+        end = (start + timedelta(days=7)).isoformat()[:10]
+        assert all(start.isoformat()[:10] <= ts[:10] < end for ts in placed)

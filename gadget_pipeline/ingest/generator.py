@@ -170,7 +170,8 @@ def iter_operations(
 ) -> Iterator[Operation]:
     """Operations in simulated-time order; ``orders=None`` never ends (continuous mode).
 
-    Orders arrive as a Poisson process (mean gap ``mean_gap_seconds``); each order's later changes are
+    Orders arrive as a Poisson process (mean gap ``mean_gap_seconds``), or for a finite backfill one per
+    gap-long slot, so all of them fall within ``orders * mean_gap_seconds``; each order's later changes are
     scheduled at placement and interleave with newer orders, as in a real shop.
     """
     if orders is not None and orders < 0:
@@ -248,7 +249,12 @@ def iter_operations(
         return Operation(OperationKind.PUT, order_id, at, item=item)
 
     while orders is None or number < orders:
-        clock += rng.expovariate(1.0 / mean_gap_seconds)
+        if orders is None:
+            clock += rng.expovariate(1.0 / mean_gap_seconds)
+        else:
+            # A backfill stays inside its window (Poisson gaps would overshoot it by about a day at a few
+            # dozen orders, into order dates that do not exist yet): one arrival per gap-long slot.
+            clock = max(clock, (number + rng.random()) * mean_gap_seconds)
         while changes and changes[0][0] <= clock:
             yield next_change()
         yield place(clock)
