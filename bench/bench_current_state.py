@@ -31,6 +31,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,8 @@ TARGET_FULL_SECONDS = 5.0
 TARGET_INCREMENTAL_RATIO = 0.10
 EVENTS_PER_OBJECT = 5000
 EVENTS_PER_HOUR = 10_000
+MINUTES_OF_ORDER_TIMES = 10_000  # orders are placed over ~7 days from START: 7 order_date partitions
+NEWEST_DAY = MINUTES_OF_ORDER_TIMES // (24 * 60) * 24 * 60  # the first minute of the newest order date
 START = datetime(2024, 5, 1)
 PRODUCTS = [
     ("Pixel 9 Pro", "Google", "phone", "999.00"), ("iPhone 16", "Apple", "phone", "829.99"),
@@ -57,22 +60,13 @@ LINE = ('{{"event_id":"ev-{n:010d}","event_name":"{name}","event_ts":"{ts}","seq
 
 def generate_lines(first: int, count: int, orders: int, rng: random.Random, hour: datetime) -> list[str]:
     """`count` change events (INSERT/MODIFY/REMOVE of random orders), newest sequence numbers last."""
-    lines = []
     ts = hour.strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = []
     for n in range(first, first + count):
         order = rng.randrange(orders)
         roll = rng.random()
         name = "REMOVE" if roll < 0.04 else "INSERT" if roll < 0.25 else "MODIFY"
-        product = PRODUCTS[order % len(PRODUCTS)]
-        qty = 1 + order % 3
-        cents = int(product[3].replace(".", "")) * qty
-        lines.append(LINE.format(
-            n=n, name=name, ts=ts, seq=10**20 + n, order=order,
-            deleted="true" if name == "REMOVE" else "false", customer=order % 50_000, p=product, qty=qty,
-            total=f"{cents // 100}.{cents % 100:02d}",
-            status=STATUSES[(n + order) % len(STATUSES)],
-            order_ts=(START + timedelta(minutes=order % 10_000)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ))
+        lines.append(_line(n, name, ts, order, orders))
     return lines
 
 
@@ -80,32 +74,31 @@ def generate_recent_lines(first: int, count: int, orders: int, rng: random.Rando
                           ) -> list[str]:
     """`count` realistic new events: 40 % new orders (ids from `orders` on) placed on the newest order
     date, 55 % updates and 5 % deletes of orders placed on that date (new ones included)."""
-    newest_day = MINUTES_OF_ORDER_TIMES // (24 * 60) * 24 * 60  # first minute of the newest order date
-    recent = [order for order in range(orders) if order % MINUTES_OF_ORDER_TIMES >= newest_day]
-    lines = []
+    recent = [order for order in range(orders) if order % MINUTES_OF_ORDER_TIMES >= NEWEST_DAY]
     ts = hour.strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = []
     placed: list[int] = []
     for n in range(first, first + count):
         roll = rng.random()
-        if roll < 0.40:
-            order, name = orders + n - first, "INSERT"
+        if roll < 0.40 or not (recent or placed):
+            order, name = orders + first + len(placed), "INSERT"  # a new order id
             placed.append(order)
-            minute = newest_day + rng.randrange(MINUTES_OF_ORDER_TIMES - newest_day)
         else:
-            order = rng.choice(recent + placed[-1000:])
+            order = rng.choice(recent) if rng.random() < 0.8 or not placed else rng.choice(placed)
             name = "REMOVE" if roll > 0.95 else "MODIFY"
-            minute = order % MINUTES_OF_ORDER_TIMES if order < orders else None
-        lines.append(_line(n, name, ts, order, orders, minute))
+        lines.append(_line(n, name, ts, order, orders))
     return lines
 
 
-def _line(n: int, name: str, ts: str, order: int, orders: int, minute: int | None) -> str:
-    """One event; `minute` (of the order's order_ts) is derived from the order when None."""
+def _line(n: int, name: str, ts: str, order: int, orders: int) -> str:
+    """One event of `order`; its order_ts depends only on the order (it never changes)."""
     product = PRODUCTS[order % len(PRODUCTS)]
     qty = 1 + order % 3
     cents = int(product[3].replace(".", "")) * qty
-    if minute is None:  # a new order of the realistic batch: its order_ts was fixed by its INSERT
-        minute = MINUTES_OF_ORDER_TIMES - 1 - (order - orders) % 600
+    if order < orders:
+        minute = order % MINUTES_OF_ORDER_TIMES
+    else:  # placed by the realistic batch, on the newest order date
+        minute = NEWEST_DAY + order % (MINUTES_OF_ORDER_TIMES - NEWEST_DAY)
     return LINE.format(
         n=n, name=name, ts=ts, seq=10**20 + n, order=order,
         deleted="true" if name == "REMOVE" else "false", customer=order % 50_000, p=product, qty=qty,
@@ -131,6 +124,34 @@ def write_events(s3, bucket: str, first: int, total: int, orders: int, hour: dat
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda job: s3.put_object(Bucket=bucket, Key=job[0], Body=job[1]), jobs))
     return number
+
+
+_CALLS: Counter[str] = Counter()
+
+
+def calls(target) -> Counter[str]:
+    """AWS API calls made so far through the target's S3, Glue and Athena clients, by operation (counted
+    from the first call of this function on)."""
+    if not _CALLS:
+        _CALLS["started"] = 0
+
+        def count(model, **_kwargs) -> None:
+            _CALLS[model.name] += 1
+
+        for service in ("s3", "glue", "athena"):
+            target.client(service).meta.events.register("before-call", count)
+    return Counter(_CALLS)
+
+
+def spent(before: Counter[str], target) -> str:
+    used = calls(target) - before
+    return f"{used.total()} AWS calls (" + ", ".join(f"{n} {op}" for op, n in used.most_common()) + ")"
+
+
+def state_of(engine):
+    """The whole current state, sorted: to compare an incremental result with a full rebuild."""
+    frame = engine.query("SELECT * FROM order_current_state")
+    return frame.sort_values("order_id").reset_index(drop=True)
 
 
 def free_port() -> int:
@@ -173,33 +194,52 @@ def main() -> int:
         print(f"crawl: {report.summary()}")
 
         engine = engine_for(target, outputs, cache_dir=scratch / "cache")
+        calls(target)  # start counting
         cold = refresh_order_current_state(engine, mode="full")
+        before = calls(target)
         warm = refresh_order_current_state(engine, mode="full")
+        warm_calls = spent(before, target)
         print(f"full build (cold, fetching {args.events:,} events from moto): {cold.duration_seconds:6.2f}s")
         print(f"full build (warm):                                  {warm.duration_seconds:6.2f}s   "
               f"{warm.live_orders:,} live / {warm.removed_orders:,} removed orders")
 
-        new_hour = START + timedelta(hours=hours)
-        write_events(s3, bucket, next_event, args.new_events, args.orders, new_hour, seed=2)
-        crawl = crawler_for(target, outputs).crawl()
-        incremental = refresh_order_current_state(engine, mode="auto")
-        ratio = incremental.duration_seconds / warm.duration_seconds
-        print(f"crawl of the new hour: {crawl.duration_seconds:.2f}s "
-              f"({crawl.partitions_added} partition added)")
-        print(f"incremental refresh (+{args.new_events:,} events from {incremental.from_partition}): "
-              f"{incremental.duration_seconds:6.2f}s   {incremental.live_orders:,} live orders")
-        full_after = refresh_order_current_state(engine, mode="full")
-        same = (full_after.live_orders, full_after.removed_orders) == (incremental.live_orders,
-                                                                         incremental.removed_orders)
-        print(f"full rebuild after it agrees with the incremental result: {same}")
+        print(f"  {warm.dates_total} order_date partitions; {warm_calls}")
+
+        results = []
+        for number, (label, realistic) in enumerate((("realistic", True), ("worst case", False))):
+            new_hour = START + timedelta(hours=hours + number)
+            next_event = write_events(s3, bucket, next_event, args.new_events, args.orders, new_hour,
+                                      seed=2 + number, realistic=realistic)
+            crawl = crawler_for(target, outputs).crawl()
+            before = calls(target)
+            incremental = refresh_order_current_state(engine, mode="auto")
+            used = spent(before, target)
+            ratio = incremental.duration_seconds / warm.duration_seconds
+            incremental_state = state_of(engine)
+            full_after = refresh_order_current_state(engine, mode="full")
+            same = incremental_state.equals(state_of(engine)) and (
+                full_after.live_orders, full_after.removed_orders) == (incremental.live_orders,
+                                                                      incremental.removed_orders)
+            what = ("new orders + updates/deletes of orders placed on the newest order date" if realistic
+                    else "inserts/updates/deletes of random orders across all order dates")
+            print(f"\nincremental, {label}: +{args.new_events:,} events ({what}), from "
+                  f"{incremental.from_partition} (crawl {crawl.duration_seconds:.2f}s, not timed)")
+            state = incremental.live_orders + incremental.removed_orders
+            print(f"  {incremental.duration_seconds:6.2f}s = {ratio:.1%} of the warm full build; rewrote "
+                  f"{incremental.dates_rewritten} of {incremental.dates_total} order_date partitions "
+                  f"({incremental.rows_written:,} of {state:,} orders); {incremental.live_orders:,} live")
+            print(f"  {used}")
+            print(f"  a full rebuild after it gives the same state, row for row: {same}")
+            results.append((label, incremental.duration_seconds, ratio))
+
         print()
         print(f"full build warm {warm.duration_seconds:.2f}s < {TARGET_FULL_SECONDS:.0f}s: "
               f"{'PASS' if warm.duration_seconds < TARGET_FULL_SECONDS else 'FAIL'}")
-        print(f"incremental / full = {ratio:.1%} <= {TARGET_INCREMENTAL_RATIO:.0%}: "
-              f"{'PASS' if ratio <= TARGET_INCREMENTAL_RATIO else 'FAIL'}")
-        orders = incremental.live_orders + incremental.removed_orders
-        print(f"(an incremental refresh reads only the new raw partitions, but rewrites the state of all "
-              f"{orders:,} orders and makes ~30 catalog/S3 calls)")
+        for label, seconds, ratio in results:
+            verdict = "PASS" if ratio <= TARGET_INCREMENTAL_RATIO else "FAIL"
+            note = "" if label == "realistic" else "  (reported only: every date partition is rewritten)"
+            print(f"incremental ({label}) {seconds:.2f}s / full = {ratio:.1%} <= "
+                  f"{TARGET_INCREMENTAL_RATIO:.0%}: {verdict}{note}")
         engine.close()
     finally:
         if started_server:

@@ -174,7 +174,7 @@ def test_current_state_matches_the_model_with_changes_duplicates_and_reordering(
     assert str(frame["unit_price"].dtype) == "object" and str(frame["quantity"].dtype) == "Int64"
     assert str(frame["order_ts"].dtype) == "datetime64[us]"
     table = catalog.get_table(aws.client("glue"), deployed["GlueDatabaseName"], CURRENT_STATE_TABLE)
-    types = {c.name: c.type for c in table.columns}
+    types = {c.name: c.type for c in table.all_columns}  # order_date is its partition column
     assert types["unit_price"] == "decimal(12,2)" and types["total_amount"] == "decimal(14,2)"
     assert types["quantity"] == "int" and types["order_date"] == "date" and types["order_ts"] == "timestamp"
     assert table.location.startswith(deployed["CuratedLocation"] + "order_current_state/")
@@ -204,10 +204,76 @@ def test_incremental_refresh_equals_a_full_rebuild_and_reads_only_new_partitions
     full = refresh_order_current_state(engine, mode="full")
     assert_matches_model(engine, everything)
     assert full.live_orders == incremental.live_orders + 1
-    # only the current and the previous build folders are kept
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix="curated/")["Contents"]
-    folders = {o["Key"].split("/")[2] for o in listed}
-    assert folders == {first.build_id, incremental.build_id, full.build_id} - {first.build_id}
+    # only files that the current or the previous catalog state references are kept: the incremental
+    # refresh rewrote 2024-05-01 only, so o4's 2024-05-02 partition was still the first build's
+    assert build_folders(s3, bucket) == {first.build_id, incremental.build_id, full.build_id}
+    again = refresh_order_current_state(engine, mode="full")
+    assert build_folders(s3, bucket) == {full.build_id, again.build_id}
+
+
+def build_folders(s3, bucket: str) -> set[str]:
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="curated/order_current_state/")["Contents"]
+    return {o["Key"].split("/")[2] for o in listed}
+
+
+def partition_objects(aws, deployed, table: str) -> dict[tuple[str, ...], set[tuple[str, str]]]:
+    """Each partition of a table -> the (key, ETag) of the objects in its folder."""
+    s3 = aws.client("s3")
+    result = {}
+    for partition in catalog.get_partitions(aws.client("glue"), deployed["GlueDatabaseName"], table):
+        bucket, prefix = partition.location[len("s3://"):].split("/", 1)
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        result[partition.values] = {(o["Key"], o["ETag"]) for o in listed}
+    return result
+
+
+def test_incremental_refresh_rewrites_only_the_order_dates_it_touches(aws, deployed, engine):
+    s3, bucket = aws.client("s3"), deployed["BucketName"]
+    day = {d: f"2024-05-0{d}T08:00:00Z" for d in range(1, 6)}
+    history = [  # orders placed on four dates; o4 is removed; o5 is the only order of 2024-05-05
+        raw_event("o1", 100, event="INSERT", order_ts=day[1]),
+        raw_event("o2", 101, event="INSERT", order_ts=day[2]),
+        raw_event("o3", 102, event="INSERT", order_ts=day[3]),
+        raw_event("o4", 103, event="INSERT", order_ts=day[3]),
+        raw_event("o4", 104, event="REMOVE", order_ts=day[3]),
+        raw_event("o5", 105, event="INSERT", order_ts=day[5]),
+    ]
+    put_raw_object(s3, bucket, "2024-05-01T10", "a", history)
+    first = crawl_and_build(aws, engine)
+    assert first.dates_total == 4
+    before = partition_objects(aws, deployed, LATEST_EVENT_TABLE)
+    assert set(before) == {("2024-05-01", "live"), ("2024-05-02", "live"), ("2024-05-03", "live"),
+                           ("2024-05-03", "removed"), ("2024-05-05", "live")}
+    later = [
+        raw_event("o3", 110, status="SHIPPED", order_ts=day[3]),  # an update on 2024-05-03
+        raw_event("o6", 111, event="INSERT", order_ts=day[3]),  # a new order on 2024-05-03
+        raw_event("o4", 99, event="INSERT", order_ts=day[3]),  # late and older: o4 stays removed
+        raw_event("o1", 100, event="INSERT", order_ts=day[1]),  # a duplicate: changes nothing
+        raw_event("o5", 112, event="REMOVE", order_ts=day[5]),
+        raw_event("o5", 113, event="INSERT", order_ts=day[4]),  # created again on another date
+    ]
+    put_raw_object(s3, bucket, "2024-05-01T11", "b", later)
+    incremental = crawl_and_build(aws, engine)
+
+    assert incremental.mode == "incremental"
+    assert_matches_model(engine, history + later)
+    after = partition_objects(aws, deployed, LATEST_EVENT_TABLE)
+    # 2024-05-01 (a duplicate only) and 2024-05-02 were not touched: same objects, not rewritten
+    for untouched in (("2024-05-01", "live"), ("2024-05-02", "live")):
+        assert after[untouched] == before[untouched] and after[untouched]
+    # 2024-05-03 was rewritten whole, 2024-05-04 is new, 2024-05-05 was emptied (o5 moved) and is gone
+    assert incremental.dates_rewritten == 2 and incremental.rows_written == 4  # o3, o4, o6 | o5
+    assert set(after) == {("2024-05-01", "live"), ("2024-05-02", "live"), ("2024-05-03", "live"),
+                          ("2024-05-03", "removed"), ("2024-05-04", "live")}
+    for touched in (("2024-05-03", "live"), ("2024-05-03", "removed"), ("2024-05-04", "live")):
+        assert all(f"/{incremental.build_id}/" in key for key, _ in after[touched])
+    current = partition_objects(aws, deployed, CURRENT_STATE_TABLE)
+    assert current == {(values[0],): objects for values, objects in after.items() if values[1] == "live"}
+    assert (incremental.live_orders, incremental.removed_orders) == (5, 1)
+
+    full = refresh_order_current_state(engine, mode="full")
+    assert_matches_model(engine, history + later)
+    assert (full.live_orders, full.removed_orders, full.dates_total) == (5, 1, 4)
 
 
 # Each example runs a crawl and a CTAS (~0.5 s): no shrinking, which would take minutes; a failure still

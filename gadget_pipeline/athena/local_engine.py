@@ -62,7 +62,7 @@ class LocalDuckDbEngine(AthenaEngine):
             self.connection.execute(f"SET threads = {int(threads)}")
         cache = cache_dir or config.state_dir() / "athena-local" / "s3-cache"
         self.tables = LocalTableCache(target, self.connection, cache)
-        self.writer = ParquetWriter(target, self.connection)
+        self.writer = ParquetWriter(target, self.connection, on_upload=self.tables.adopt)
         self._results_location: str | None = None
 
     # ------------------------------------------------------------------ the interface

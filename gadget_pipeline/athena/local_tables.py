@@ -83,6 +83,17 @@ class LocalTableCache:
             self._fingerprints[(table.database, view)] = fingerprint
         return view
 
+    def adopt(self, bucket: str, key: str, etag: str, path: Path) -> None:
+        """Keep a copy of a file just uploaded as s3://bucket/key (with this ETag): reading the object back
+        then costs no download -- the engine never fetches what it has just written."""
+        stored = self._stored(bucket, key, etag)
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(path, stored)
+
+    def _stored(self, bucket: str, key: str, etag: str) -> Path:
+        key_hash = hashlib.sha1(f"{bucket}/{key}".encode()).hexdigest()[:16]  # noqa: S324 (a name)
+        return self.cache_dir / "written" / f"{key_hash}-{_SAFE_NAME.sub('_', etag)[:40]}"
+
     def forget(self, database: str, name: str) -> None:
         self._fingerprints.pop((database, name), None)
         self.connection.execute(f"DROP VIEW IF EXISTS {quote_identifier(database)}.{quote_identifier(name)}")
@@ -128,6 +139,15 @@ class LocalTableCache:
             yield bucket, iter_objects(s3, bucket, prefix)
 
     def _download(self, items: list[CachedObject]) -> None:
+        fetched = []
+        for item in items:
+            stored = self._stored(item.bucket, item.key, item.etag)
+            if stored.exists():  # written by this engine: the same bytes (same ETag)
+                item.path.parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(stored, item.path)
+            else:
+                fetched.append(item)
+        items = fetched
         if not items:
             return
         s3 = self.target.client("s3")
@@ -145,6 +165,15 @@ class LocalTableCache:
                 list(pool.map(fetch, items))
         except ClientError as error:  # e.g. PreconditionFailed: the object changed since it was listed
             raise QueryError(f"could not read an object of the table ({error}); run it again") from None
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    partial = target.with_name(target.name + f".{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        os.link(source, partial)
+    except OSError:  # another file system, or no hard links
+        shutil.copyfile(source, partial)
+    partial.replace(target)  # atomic: a reader never sees half a file
 
 
 def _data_objects(objects: Iterable[S3Object]) -> Iterable[S3Object]:

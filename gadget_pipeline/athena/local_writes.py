@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,11 @@ class WrittenPartition:
 class ParquetWriter:
     """Runs a DuckDB query once, writing its rows as Parquet files (partitioned Hive-style) to S3."""
 
-    def __init__(self, target: AwsTarget, connection: Any) -> None:
+    def __init__(self, target: AwsTarget, connection: Any,
+                 on_upload: Callable[[str, str, str, Path], None] | None = None) -> None:
         self.target = target
         self.connection = connection
+        self.on_upload = on_upload  # (bucket, key, etag, local file): e.g. keep a copy for reading it back
 
     def result_columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, Any]]:
         relation = self.connection.sql(select_sql, params=params)
@@ -162,7 +165,10 @@ class ParquetWriter:
             folder = registered.get(part.values) or _partition_location(location, keys, part.values)
             bucket, prefix = split_s3_url(as_folder(folder))
             for path in sorted(part.folder.glob("*.parquet")):
-                s3.upload_file(str(path), bucket, prefix + path.name)
+                with path.open("rb") as body:
+                    etag = s3.put_object(Bucket=bucket, Key=prefix + path.name, Body=body)["ETag"]
+                if self.on_upload is not None:
+                    self.on_upload(bucket, prefix + path.name, etag.strip('"'), path)
         if keys:
             shared = {key: value for key, value in descriptor.items() if key != "Location"}
             catalog.create_partitions(self.target.client("glue"), database, name, (

@@ -5,10 +5,11 @@
 -- follows the new data, not the number of orders or the length of history.
 --
 -- Same rule as order_current_state.sql (greatest sequence number by (length, text), event_id breaks
--- ties, REMOVE events stay as 'removed' tombstones), applied only to the orders the new events touch.
--- A date is touched when a touched order's new winner or its previous row lies in it (an order removed
--- and created again with another order_ts moves to another date). Every other order of a touched date is
--- carried over as it was. Re-reading a partition that the previous build already saw is harmless -- the
+-- ties, REMOVE events stay as 'removed' tombstones), applied only to the orders the new events change:
+-- an event that does not beat the order's previous latest event (a re-read or late, older one) changes
+-- nothing and touches nothing. A date is touched when a touched order's new winner or its previous row
+-- lies in it (an order removed and created again with another order_ts moves to another date). Every
+-- other order of a touched date is carried over as it was. Re-reading a partition that the previous build already saw is harmless -- the
 -- result is invariant under duplicated events -- which is what lets the caller re-read the last
 -- partitions to catch objects that landed in them late.
 -- The raw partition filter compares the partition columns themselves (not an expression of them), so
@@ -53,8 +54,21 @@ WITH new_events AS (
     )
       AND order_id IS NOT NULL AND sequence_number IS NOT NULL
 ),
+changes AS (
+    -- the new events that beat the order's previous latest event; re-read events (the lookback) and
+    -- late, older ones do not, so they touch nothing
+    SELECT new_events.*
+    FROM new_events
+    LEFT JOIN {database}.{previous_table} AS previous ON previous.order_id = new_events.order_id
+    WHERE previous.order_id IS NULL
+       OR length(new_events.sequence_number) > length(previous.sequence_number)
+       OR (length(new_events.sequence_number) = length(previous.sequence_number)
+           AND (new_events.sequence_number > previous.sequence_number
+                OR (new_events.sequence_number = previous.sequence_number
+                    AND new_events.event_id < previous.event_id)))
+),
 touched_orders AS (
-    SELECT DISTINCT order_id FROM new_events
+    SELECT DISTINCT order_id FROM changes
 ),
 previous_of_touched AS (
     SELECT previous.*
@@ -71,7 +85,7 @@ ranked AS (
     FROM (
         SELECT * FROM previous_of_touched
         UNION ALL
-        SELECT * FROM new_events
+        SELECT * FROM changes
     ) AS candidates
 ),
 winners AS (
