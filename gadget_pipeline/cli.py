@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gadget_pipeline import config, local_aws
+from gadget_pipeline.arguments import whole_number
 
 EXIT_BAD_INPUT = 2
 
@@ -30,14 +31,7 @@ def key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def port_number(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a whole number, got {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, got {port}")
-    return port
+port_number = whole_number("port", 1, 65535)
 
 
 # --------------------------------------------------------------------------- local

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from gadget_pipeline.arguments import whole_number
 from gadget_pipeline.config import ConfigError
 
 FORMATS = ("table", "csv", "json")
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
     )
     query.add_argument("sql", help='the statement, e.g. "SELECT * FROM gadget_sales.daily_sales LIMIT 10"')
     query.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    query.add_argument("--max-rows", type=_positive, default=1000,
+    query.add_argument("--max-rows", type=whole_number("--max-rows", minimum=1), default=1000,
                        help="print at most this many rows (default 1000; the query itself is not limited)")
     query.set_defaults(func=cmd_query)
 
@@ -113,11 +114,3 @@ def _report_dict(report: Any) -> dict[str, Any]:
     }
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gadget_pipeline import config, local_aws
+from gadget_pipeline.arguments import positive_number, whole_number
 from gadget_pipeline.aws import AwsTarget
 
 DAGSTER_PORT = 3000
@@ -28,26 +29,6 @@ DAGSTER_PORT = 3000
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
-    return value
 
 
 @contextlib.contextmanager
@@ -212,16 +193,22 @@ def register(subparsers: Any) -> None:
         "the Dagster UI. Ctrl-C stops everything this command started.",
     )
     dev.add_argument(
-        "--port", type=_positive_int, default=DAGSTER_PORT, help="Dagster UI port (default 3000)"
+        "--port",
+        type=whole_number("the port", 1, 65535),
+        default=DAGSTER_PORT,
+        help="Dagster UI port (default 3000)",
     )
     dev.add_argument(
         "--aws-port",
-        type=_positive_int,
+        type=whole_number("the port", 1, 65535),
         default=None,
         help=f"local AWS port (default {local_aws.DEFAULT_PORT})",
     )
     dev.add_argument(
-        "--rate", type=_positive_float, default=20.0, help="order operations per second (default 20)"
+        "--rate",
+        type=positive_number("the rate"),
+        default=20.0,
+        help="order operations per second (default 20)",
     )
     dev.add_argument("--no-ui", action="store_true", help="run the live pipeline without the Dagster UI")
     dev.set_defaults(func=cmd_dev)
@@ -233,11 +220,18 @@ def register(subparsers: Any) -> None:
         "with "
         "Dagster, run every asset check, and print the results.",
     )
-    demo.add_argument("--orders", type=_positive_int, default=500, help="orders to generate (default 500)")
-    demo.add_argument("--seed", type=_positive_int, default=7, help="generator seed (default 7)")
+    demo.add_argument(
+        "--orders",
+        type=whole_number("the number of orders", minimum=1),
+        default=500,
+        help="orders to generate (default 500)",
+    )
+    demo.add_argument(
+        "--seed", type=whole_number("the seed", minimum=0), default=7, help="generator seed (default 7)"
+    )
     demo.add_argument(
         "--aws-port",
-        type=_positive_int,
+        type=whole_number("the port", 1, 65535),
         default=None,
         help=f"local AWS port (default {local_aws.DEFAULT_PORT})",
     )

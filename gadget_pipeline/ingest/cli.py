@@ -3,41 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
 from gadget_pipeline import config
+from gadget_pipeline.arguments import positive_number, whole_number
 
-
-def order_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of orders, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of operations per second, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (as fast as possible) or positive, not {text!r}")
-    return value
-
-
-def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
-    return value
+order_count = whole_number("the number of orders", minimum=1)
+rate = positive_number("the rate (operations per second; 0 = as fast as possible)", allow_zero=True)
+seed = whole_number("the seed", minimum=0)
 
 
 def _stack() -> tuple[Any, dict[str, str]]:
