@@ -303,3 +303,24 @@ def test_moto_fastpath_writes_the_same_get_records_document_as_moto() -> None:
     for ours, theirs in zip(fast["Records"], slow["Records"], strict=True):
         assert ours == theirs, (ours, theirs)
     assert fast == slow
+
+
+def test_an_expired_shard_iterator_is_renewed_once() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from gadget_pipeline.ingest.shards import get_records_renewing
+
+    credentials = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
+    kinesis = boto3.client("kinesis", region_name="us-east-1", **credentials)
+    renewed: list[str] = []
+    with Stubber(kinesis) as stub:
+        stub.add_client_error("get_records", "ExpiredIteratorException",
+                              expected_params={"ShardIterator": "old", "Limit": 10})
+        page = {"Records": [], "NextShardIterator": "next", "MillisBehindLatest": 0}
+        stub.add_response("get_records", page, expected_params={"ShardIterator": "fresh", "Limit": 10})
+        response, iterator = get_records_renewing(kinesis, "old", 10, lambda: renewed.append("x") or "fresh")
+        stub.add_client_error("get_records", "ProvisionedThroughputExceededException")
+        with pytest.raises(kinesis.exceptions.ProvisionedThroughputExceededException):
+            get_records_renewing(kinesis, "next", 10, lambda: "never")
+    assert iterator == "fresh" and renewed == ["x"] and response["NextShardIterator"] == "next"

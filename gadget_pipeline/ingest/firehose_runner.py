@@ -43,12 +43,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from gadget_pipeline import config
 from gadget_pipeline.aws import AwsTarget
 from gadget_pipeline.ingest.checkpoint import CheckpointStore
-from gadget_pipeline.ingest.shards import readable_shards, sequence_key
+from gadget_pipeline.ingest.shards import get_records_renewing, readable_shards, sequence_key
 
 LOGGER = logging.getLogger(__name__)
 
@@ -453,14 +451,9 @@ class FirehoseRunner:
             return 0
         if cursor.iterator is None:
             cursor.iterator = self._iterator(cursor)
-        try:
-            response = self.kinesis.get_records(ShardIterator=cursor.iterator, Limit=KINESIS_READ_LIMIT)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
-                raise
-            LOGGER.info("kinesis_iterator_expired shard=%s", cursor.shard_id)
-            cursor.iterator = self._iterator(cursor)
-            response = self.kinesis.get_records(ShardIterator=cursor.iterator, Limit=KINESIS_READ_LIMIT)
+        response, cursor.iterator = get_records_renewing(
+            self.kinesis, cursor.iterator, KINESIS_READ_LIMIT, lambda: self._iterator(cursor)
+        )
         records = response.get("Records", [])
         cursor.iterator = response.get("NextShardIterator")
         cursor.closed = cursor.iterator is None

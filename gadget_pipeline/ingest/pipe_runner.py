@@ -24,12 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from gadget_pipeline import config
 from gadget_pipeline.aws import AwsTarget
 from gadget_pipeline.ingest.checkpoint import CheckpointStore
-from gadget_pipeline.ingest.shards import readable_shards
+from gadget_pipeline.ingest.shards import get_records_renewing, readable_shards
 
 LOGGER = logging.getLogger(__name__)
 
@@ -290,14 +288,9 @@ class PipeRunner:
             return 0
         if cursor.iterator is None:
             cursor.iterator = self._iterator(cursor)
-        try:
-            response = self.streams.get_records(ShardIterator=cursor.iterator, Limit=STREAM_READ_LIMIT)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
-                raise
-            LOGGER.info("stream_iterator_expired shard=%s", cursor.shard_id)
-            cursor.iterator = self._iterator(cursor)
-            response = self.streams.get_records(ShardIterator=cursor.iterator, Limit=STREAM_READ_LIMIT)
+        response, cursor.iterator = get_records_renewing(
+            self.streams, cursor.iterator, STREAM_READ_LIMIT, lambda: self._iterator(cursor)
+        )
         records = response.get("Records", [])
         cursor.iterator = response.get("NextShardIterator")
         if cursor.iterator is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 
 def sequence_key(sequence_number: str) -> int:
     """Sequence numbers are decimal strings of varying length: compare them as integers, never as text."""
@@ -29,3 +31,19 @@ def readable_shards(shards: Iterable[Mapping[str, Any]], is_finished: Callable[[
         if all(parent is None or parent not in listed or is_finished(parent) for parent in parents):
             ready.append(shard_id)
     return ready
+
+
+def get_records_renewing(
+    client: Any, iterator: str, limit: int, renew: Callable[[], str]
+) -> tuple[dict[str, Any], str]:
+    """GetRecords (Kinesis or DynamoDB Streams); an expired iterator (5 minutes idle) is renewed once.
+
+    Returns the response and the iterator that produced it.
+    """
+    try:
+        return client.get_records(ShardIterator=iterator, Limit=limit), iterator
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
+            raise
+    iterator = renew()
+    return client.get_records(ShardIterator=iterator, Limit=limit), iterator
