@@ -40,12 +40,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from gadget_pipeline.athena.catalog_session import CatalogSession
 from gadget_pipeline.athena.engine import AthenaEngine
 from gadget_pipeline.athena.errors import QueryError
 from gadget_pipeline.athena.sql_text import sql_identifier
 from gadget_pipeline.catalog import glue as catalog
 from gadget_pipeline.catalog.crawler import table_name_for_path
-from gadget_pipeline.catalog.s3 import DELETE_BATCH, as_folder, iter_objects, split_s3_url
+from gadget_pipeline.catalog.s3 import DELETE_BATCH, as_folder, split_s3_url
 
 CURRENT_STATE_TABLE = "order_current_state"
 LATEST_EVENT_TABLE = "order_latest_event"
@@ -90,14 +91,22 @@ def refresh_order_current_state(
 ) -> CurrentStateBuild:
     """(Re)build order_current_state; mode "auto" is incremental when a previous build exists."""
     started = time.monotonic()
-    glue = engine.target.client("glue")
+    # one memo of Glue/S3 answers for this refresh: the statements do not describe and list the tables
+    # again, and it is dropped with the refresh (never stale across refreshes)
+    session = CatalogSession(engine.target)
+    with engine.using(session):
+        return _refresh(engine, session, mode, lookback_hours, count_rows, started)
+
+
+def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback_hours: int,
+             count_rows: bool, started: float) -> CurrentStateBuild:
     database, raw_table = engine.database, raw_table_name(engine.outputs)
-    raw = catalog.get_table(glue, database, raw_table)
+    raw = session.get_table(database, raw_table)
     if raw is None:
         raise QueryError(f"{database}.{raw_table} is not in the catalog yet: run `gadget-pipeline crawl`")
-    previous = catalog.get_table(glue, database, LATEST_EVENT_TABLE)
+    previous = session.get_table(database, LATEST_EVENT_TABLE)
     if previous is not None and [k.name for k in previous.partition_keys] != list(STATE_PARTITION_KEYS):
-        previous = _drop_old_layout(engine)  # a build of an earlier layout: replaced by a full build
+        previous = _drop_old_layout(engine, session)  # a build of an earlier layout: replaced by a full build
     previous_watermark = previous.parameters.get(WATERMARK_PARAMETER) if previous else None
     start = _lookback_start(previous_watermark, lookback_hours) if mode != "full" else None
     if mode == "incremental" and start is None:
@@ -107,8 +116,8 @@ def refresh_order_current_state(
         start = None  # not Firehose's hourly layout: only a full build is safe
     # the newest registered raw partition; for a refresh only partitions from the old watermark are listed
     since = previous_watermark.split("/") if start is not None and previous_watermark else None
-    watermark = max(("/".join(p.values) for p in catalog.get_partitions(
-        glue, database, raw_table, expression=at_or_after(keys, since) if since else None)),
+    watermark = max(("/".join(p.values) for p in session.get_partitions(
+        database, raw_table, at_or_after(keys, since) if since else None)),
         default=previous_watermark)
 
     build_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -116,10 +125,10 @@ def refresh_order_current_state(
     names = {"database": database, "target_table": STAGING_TABLE, "target_location": location,
              "raw_table": raw_table}
     if start is None:
-        _create_staging(engine, "order_current_state", names)
+        _create_staging(engine, session, "order_current_state", names)
     else:
         first = {f"from_{key}": value for key, value in zip(RAW_PARTITION_KEYS, start, strict=True)}
-        _create_staging(engine, "order_current_state_incremental",
+        _create_staging(engine, session, "order_current_state_incremental",
                         {**names, "previous_table": LATEST_EVENT_TABLE, **first})
 
     # what the build wrote: its partitions with their row counts, and (incremental) the dates it emptied
@@ -139,10 +148,10 @@ def refresh_order_current_state(
                 emptied.add(str(day))
             else:
                 written[(str(day), str(presence))] = int(orders)
-    old = catalog.partition_inputs_of(glue, database, LATEST_EVENT_TABLE) if previous else []
-    partitions, staged = _swap_in(engine, build_id, location, watermark, previous, old, written, emptied,
+    old = session.partition_inputs_of(database, LATEST_EVENT_TABLE) if previous else []
+    partitions, staged = _swap_in(engine, session, build_id, watermark, previous, old, written, emptied,
                                   full=start is None)
-    _delete_unreferenced(engine, keep=[p["StorageDescriptor"]["Location"] for p in old + partitions])
+    _delete_unreferenced(engine, session, keep=[p["StorageDescriptor"]["Location"] for p in old + partitions])
 
     live = removed = None
     if count_rows:
@@ -177,25 +186,29 @@ def _lookback_start(watermark: str | None, lookback_hours: int) -> tuple[str, ..
     return (f"{start:%Y}", f"{start:%m}", f"{start:%d}", f"{start:%H}")
 
 
-def _create_staging(engine: AthenaEngine, sql_file: str, params: dict[str, Any]) -> None:
+def _create_staging(engine: AthenaEngine, session: CatalogSession, sql_file: str, params: dict[str, Any]
+                    ) -> None:
     """The build's CTAS into the staging table; a staging entry left by a build that failed half-way is
     dropped (catalog only: its files are unreferenced and go with the next clean-up) and the CTAS rerun."""
     try:
         engine.run_sql_file(sql_file, **params)
     except QueryError:
-        if not catalog.delete_table(engine.target.client("glue"), engine.database, STAGING_TABLE):
+        dropped = catalog.delete_table(engine.target.client("glue"), engine.database, STAGING_TABLE)
+        session.forget_table(engine.database, STAGING_TABLE)
+        if not dropped:
             raise
         engine.run_sql_file(sql_file, **params)
 
 
-def _drop_old_layout(engine: AthenaEngine) -> None:
+def _drop_old_layout(engine: AthenaEngine, session: CatalogSession) -> None:
     """Forget the catalog entries of a build of an earlier layout (its files go with the clean-up)."""
     glue = engine.target.client("glue")
     for name in (LATEST_EVENT_TABLE, CURRENT_STATE_TABLE):
         catalog.delete_table(glue, engine.database, name)
+        session.forget_table(engine.database, name)
 
 
-def _swap_in(engine: AthenaEngine, build_id: str, location: str, watermark: str | None,
+def _swap_in(engine: AthenaEngine, session: CatalogSession, build_id: str, watermark: str | None,
              previous: catalog.GlueTable | None, old: list[dict[str, Any]], written: dict[Values, int | None],
              emptied: set[str], *, full: bool) -> tuple[list[dict[str, Any]], set[Values]]:
     """Point the rewritten partitions of order_latest_event and order_current_state at the new build (all
@@ -203,10 +216,10 @@ def _swap_in(engine: AthenaEngine, build_id: str, location: str, watermark: str 
     order_latest_event's partitions after the swap and the values of those the build wrote."""
     glue = engine.target.client("glue")
     database = engine.database
-    staging = catalog.get_table(glue, database, STAGING_TABLE)
+    staging = session.get_table(database, STAGING_TABLE)
     if staging is None:
         raise QueryError(f"the build did not create {database}.{STAGING_TABLE}")
-    staged = catalog.partition_inputs_of(glue, database, STAGING_TABLE)
+    staged = session.partition_inputs_of(database, STAGING_TABLE)
     if written and {tuple(p["Values"]) for p in staged} != set(written):
         raise QueryError(f"{database}.{STAGING_TABLE}: its partitions do not match its rows")
     for partition in staged:
@@ -252,6 +265,8 @@ def _swap_in(engine: AthenaEngine, build_id: str, location: str, watermark: str 
     catalog.delete_partitions(glue, database, CURRENT_STATE_TABLE,
                               sorted((v[0],) for v in gone if v[1] == "live"))
     catalog.delete_table(glue, database, STAGING_TABLE)  # the files now belong to order_latest_event
+    for name in (LATEST_EVENT_TABLE, CURRENT_STATE_TABLE, STAGING_TABLE):
+        session.forget_table(database, name)
     kept = [p for values, p in old_values.items() if values[0] not in touched]
     return kept + staged, new_values
 
@@ -272,18 +287,21 @@ def _count(engine: AthenaEngine, partitions: Iterable[dict[str, Any]]) -> tuple[
     return int(by_presence.get("live", 0)), int(by_presence.get("removed", 0))
 
 
-def _delete_unreferenced(engine: AthenaEngine, keep: Iterable[str]) -> int:
+def _delete_unreferenced(engine: AthenaEngine, session: CatalogSession, keep: Iterable[str]) -> int:
     """Delete every object under the state's root that no kept partition folder holds: builds replaced
-    two refreshes ago, files of failed builds. One listing, batched deletes; returns how many."""
+    two refreshes ago, files of failed builds. One listing (the refresh's: the build read the state through
+    it and added what it wrote; an object put by someone else meanwhile waits for the next refresh),
+    batched deletes; returns how many."""
     s3 = engine.target.client("s3")
     bucket, prefix = split_s3_url(state_root(engine))
     folders = {split_s3_url(as_folder(url))[1] for url in keep}
-    doomed = [obj.key for obj in iter_objects(s3, bucket, prefix) if not _under(obj.key, folders, prefix)]
+    doomed = [obj.key for obj in session.list_objects(bucket, prefix) if not _under(obj.key, folders, prefix)]
     for begin in range(0, len(doomed), DELETE_BATCH):
         batch = [{"Key": key} for key in doomed[begin:begin + DELETE_BATCH]]
         response = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
         if response.get("Errors"):
             raise QueryError(f"could not delete old build files: {response['Errors'][0]}")
+        session.objects_deleted(bucket, [item["Key"] for item in batch])
     return len(doomed)
 
 

@@ -12,9 +12,10 @@ leave the same Glue catalog state behind (CTAS and INSERT register tables and pa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -27,6 +28,9 @@ from gadget_pipeline.athena.sql_text import (
 )
 from gadget_pipeline.aws import AwsTarget
 
+if TYPE_CHECKING:
+    from gadget_pipeline.athena.catalog_session import CatalogSession
+
 QUERY_KEYWORDS = frozenset({"SELECT", "WITH", "VALUES", "SHOW", "DESCRIBE", "EXPLAIN", "TABLE"})
 
 
@@ -37,6 +41,17 @@ class AthenaEngine(ABC):
         self.target = target
         self.outputs = dict(outputs)
         self.database = outputs["GlueDatabaseName"]
+        self.session: CatalogSession | None = None
+
+    @contextmanager
+    def using(self, session: CatalogSession) -> Iterator[CatalogSession]:
+        """Run the statements of one job with a per-job memo of Glue/S3 answers (the local engine reads
+        tables through it; Athena describes tables itself and ignores it)."""
+        outer, self.session = self.session, session
+        try:
+            yield session
+        finally:
+            self.session = outer
 
     @abstractmethod
     def query(self, sql: str, parameters: Parameters = None) -> pd.DataFrame:

@@ -61,7 +61,7 @@ class LocalDuckDbEngine(AthenaEngine):
         if threads:
             self.connection.execute(f"SET threads = {int(threads)}")
         cache = cache_dir or config.state_dir() / "athena-local" / "s3-cache"
-        self.tables = LocalTableCache(target, self.connection, cache)
+        self.tables = LocalTableCache(target, self.connection, cache, session_of=lambda: self.session)
         self.writer = ParquetWriter(target, self.connection, on_upload=self.tables.adopt)
         self._results_location: str | None = None
 
@@ -248,6 +248,7 @@ class LocalDuckDbEngine(AthenaEngine):
             "PartitionKeys": [key.to_glue() for key in partition_keys],
             "Parameters": {"EXTERNAL": "TRUE", "classification": storage, **parameters},
         })
+        self.tables.forget(database, name)
 
     def _default_table_location(self) -> str:
         """CTAS without external_location: Athena writes under the workgroup's results location."""

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from gadget_pipeline.athena.catalog_session import CatalogSession
 from gadget_pipeline.athena.duckdb_types import duckdb_type, quote_identifier, quote_literal
 from gadget_pipeline.athena.errors import QueryError
 from gadget_pipeline.aws import AwsTarget
@@ -50,16 +51,19 @@ class CachedObject:
 class LocalTableCache:
     """Keeps one DuckDB view per Glue table, refreshed whenever the table or its objects change."""
 
-    def __init__(self, target: AwsTarget, connection: Any, cache_dir: Path, *,
-                 download_workers: int = 8) -> None:
+    def __init__(self, target: AwsTarget, connection: Any, cache_dir: Path, *, download_workers: int = 8,
+                 session_of: Callable[[], CatalogSession | None] = lambda: None) -> None:
         self.target = target
+        self.session_of = session_of  # the job's memo of Glue/S3 answers, if the engine runs one
         self.connection = connection
         self.cache_dir = cache_dir
         self.download_workers = download_workers
         self._fingerprints: dict[tuple[str, str], str] = {}
 
     def describe(self, database: str, name: str) -> GlueTable:
-        table = catalog.get_table(self.target.client("glue"), database, name)
+        session = self.session_of()
+        table = session.get_table(database, name) if session else catalog.get_table(
+            self.target.client("glue"), database, name)
         if table is None:
             raise QueryError(f"TABLE_NOT_FOUND: Table 'awsdatacatalog.{database}.{name}' does not exist")
         if table.storage_format not in ("json", "parquet"):
@@ -89,28 +93,37 @@ class LocalTableCache:
         stored = self._stored(bucket, key, etag)
         stored.parent.mkdir(parents=True, exist_ok=True)
         _link_or_copy(path, stored)
+        if (session := self.session_of()) is not None:
+            session.object_written(bucket, key, etag, path.stat().st_size)
 
     def _stored(self, bucket: str, key: str, etag: str) -> Path:
         key_hash = hashlib.sha1(f"{bucket}/{key}".encode()).hexdigest()[:16]  # noqa: S324 (a name)
         return self.cache_dir / "written" / f"{key_hash}-{_SAFE_NAME.sub('_', etag)[:40]}"
 
     def forget(self, database: str, name: str) -> None:
+        if (session := self.session_of()) is not None:
+            session.forget_table(database, name)
         self._fingerprints.pop((database, name), None)
         self.connection.execute(f"DROP VIEW IF EXISTS {quote_identifier(database)}.{quote_identifier(name)}")
 
     # ------------------------------------------------------------------ which objects, where locally
 
+    def _list(self, bucket: str, prefix: str) -> Iterable[S3Object]:
+        session = self.session_of()
+        return session.list_objects(bucket, prefix) if session else iter_objects(
+            self.target.client("s3"), bucket, prefix)
+
     def _local_files(self, table: GlueTable, partition_filter: str | None) -> list[CachedObject]:
-        s3 = self.target.client("s3")
         table_dir = self.cache_dir / hashlib.sha1(table.location.encode()).hexdigest()[:16]  # noqa: S324
         wanted: list[CachedObject] = []
         if not table.partition_keys:
             bucket, prefix = split_s3_url(as_folder(table.location))
-            for obj in _data_objects(iter_objects(s3, bucket, prefix)):
+            for obj in _data_objects(self._list(bucket, prefix)):
                 wanted.append(_cached(bucket, obj, table_dir))
         else:
-            glue = self.target.client("glue")
-            partitions = catalog.get_partitions(glue, table.database, table.name, expression=partition_filter)
+            session, where = self.session_of(), (table.database, table.name)
+            partitions = session.get_partitions(*where, partition_filter) if session else \
+                catalog.get_partitions(self.target.client("glue"), *where, expression=partition_filter)
             by_folder = {as_folder(p.location): p.values for p in partitions}
             pruned = bool(partition_filter)
             for bucket, objects in self._objects_under(table.location, by_folder, pruned=pruned):
@@ -127,7 +140,6 @@ class LocalTableCache:
                        ) -> Iterable[tuple[str, Iterable[S3Object]]]:
         """One listing of the table location (or, for a few pruned partitions, of just their folders),
         plus one per partition that lives outside the table location."""
-        s3 = self.target.client("s3")
         root = as_folder(location)
         inside = [folder for folder in partition_folders if folder.startswith(root)]
         if pruned and len(inside) <= PER_PARTITION_LISTING_LIMIT:
@@ -136,7 +148,7 @@ class LocalTableCache:
             folders = [root] + [folder for folder in partition_folders if not folder.startswith(root)]
         for folder in folders:
             bucket, prefix = split_s3_url(folder)
-            yield bucket, iter_objects(s3, bucket, prefix)
+            yield bucket, self._list(bucket, prefix)
 
     def _download(self, items: list[CachedObject]) -> None:
         fetched = []
