@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_transform.py
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_current_state.py
+	$(BIN)/python bench/bench_sensor.py
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Resolved, tested dependency tree (Python 3.11). Regenerate with `make lock` after changing pins in pyproject.toml.' > constraints.txt

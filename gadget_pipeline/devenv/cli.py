@@ -85,11 +85,15 @@ def _stop_process_group(process: subprocess.Popen[bytes], grace: float = 30.0) -
         process.wait()
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from gadget_pipeline.ingest.stream import LivePipeline
 
     # SIGTERM (e.g. from a supervisor) takes the same clean-up path as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     with local_stack(args.aws_port) as (target, outputs):
         pipeline = LivePipeline(target, outputs, rate=args.rate, progress=_say, report_every=30.0).start()
         _say(
