@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gadget_pipeline import config
+from gadget_pipeline.devenv.cli import stop_process_group
 from gadget_pipeline_tests.conftest import free_port
 
 QUERY = """
@@ -81,12 +82,7 @@ def test_dagster_dev_serves_the_code_location(tmp_path: Path, moto_endpoint: str
         schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
         assert schedules == {"daily_sales_for_yesterday": "RUNNING", "current_state_safety_net": "RUNNING"}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)  # the whole group: webserver, daemon, code server
         log.close()
 
 

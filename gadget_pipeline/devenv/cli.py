@@ -72,7 +72,8 @@ def _start_dagster(endpoint: str, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def _stop_process_group(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+def stop_process_group(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM to a process started in its own session and all its children; SIGKILL after the grace."""
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -114,7 +115,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             return 0
         finally:
             if dagster is not None:
-                _stop_process_group(dagster)
+                stop_process_group(dagster)
             pipeline.stop()
 
 
