@@ -44,7 +44,7 @@ SAMPLE_NAMES = {
 SAMPLE_VALUES = {"from_year": "2024", "from_month": "05", "from_day": "01", "from_hour": "10",
                  "order_date": "2024-05-01", "since": "2024-04-01"}
 BUILD_FILES = {"order_current_state", "order_current_state_incremental", "order_current_state_counts",
-               "order_current_state_delta", "daily_sales_table", "daily_sales"}
+               "daily_sales_table", "daily_sales"}
 
 
 def sample_arguments(name: str) -> dict[str, str]:

@@ -5,8 +5,10 @@ Plain Glue/S3 calls, the same on AWS and locally: the job asks the session inste
 local engine, given the session (`engine.using(session)`), reads its tables through it. It is never
 stale across jobs (a new job makes a new session) and within one it follows the writes it knows of: the
 engine forgets a table it (re)creates, inserts into or drops, and adds the objects it uploads to the
-listings that cover them. Catalog changes made outside the engine must call `forget_table`, and whoever
-else writes objects during the job is simply not seen -- as if the job had listed before they wrote.
+listings that cover them; a table the local engine creates (CTAS) is remembered as it registered it, so
+the job does not describe it again (on AWS, Athena creates it and the session asks Glue once). Catalog
+changes made outside the engine must call `forget_table`, and whoever else writes objects during the job
+is simply not seen -- as if the job had listed before they wrote.
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ class CatalogSession:
         return [{key: item[key] for key in _PARTITION_INPUT_KEYS if key in item}
                 for item in self._raw_partitions(database, name, None)]
 
+    def table_created(self, database: str, name: str, table_input: dict[str, Any],
+                      partitions: list[dict[str, Any]]) -> None:
+        """A table this job's engine just created (CTAS), with every partition it registered: remembered
+        as Glue would describe it, so the job does not ask Glue for what the engine itself wrote."""
+        self.forget_table(database, name)
+        self._tables[(database, name)] = GlueTable.from_glue({**table_input, "DatabaseName": database})
+        self._partitions[(database, name, None)] = [dict(partition) for partition in partitions]
+
     def forget_table(self, database: str, name: str) -> None:
         """The table or its partitions changed: describe and list them again when next asked."""
         self._tables.pop((database, name), None)
@@ -73,6 +83,13 @@ class CatalogSession:
         objects = {obj.key: obj for obj in iter_objects(self.target.client("s3"), bucket, prefix)}
         self._listings[(bucket, prefix)] = objects
         return sorted(objects.values(), key=lambda obj: obj.key)
+
+    def has_objects(self, bucket: str, prefix: str) -> bool:
+        """Is any object under the prefix? From a listing held that covers it, else one small request."""
+        if any(held == bucket and prefix.startswith(held_prefix) for held, held_prefix in self._listings):
+            return bool(self.list_objects(bucket, prefix))
+        return bool(self.target.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+                    .get("Contents"))
 
     def object_written(self, bucket: str, key: str, etag: str, size: int) -> None:
         """An object this job just put: added to the listings held that cover it."""

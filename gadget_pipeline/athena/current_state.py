@@ -27,8 +27,10 @@ kept for queries still reading it) -- one listing, one batched delete.
   that build, and partitions registered while a build ran.
 
 Row counts come from the catalog: each partition carries its number of orders as a parameter (counted
-by one small query over the new build only, order_current_state_counts/_delta.sql), so counting never
-scans the state.
+by one small query over the new build only, order_current_state_counts.sql), so counting never scans
+the state. An incremental build also writes marker rows (partition presence=vacated) for the dates that
+changed orders left, so which dates it touched or emptied is read off its partitions: nothing reads the
+previous state after the build.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ BUILD_PARAMETER = "gadget.build_id"
 ORDERS_PARAMETER = "gadget.orders"  # a partition's number of rows (orders), written by the swap
 RAW_PARTITION_KEYS = ("year", "month", "day", "hour")  # Firehose's hourly folders, as the crawler names them
 STATE_PARTITION_KEYS = ("order_date", "presence")  # order_latest_event's; order_current_state: order_date
+VACATED_PRESENCE = "vacated"  # an incremental build's marker partitions: dates that changed orders left
 WATERMARK_FORMAT = "%Y/%m/%d/%H"  # the newest raw partition's values, joined with "/"
 
 Mode = Literal["auto", "full", "incremental"]
@@ -131,25 +134,19 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
         _create_staging(engine, session, "order_current_state_incremental",
                         {**names, "previous_table": LATEST_EVENT_TABLE, **first})
 
-    # what the build wrote: its partitions with their row counts, and (incremental) the dates it emptied
+    # what the build wrote: its partitions with their row counts (one small query over the new build
+    # only); an incremental build's partitions also say which dates it touched (see _swap_in)
     written: dict[Values, int | None] = {}
-    emptied: set[str] = set()
     if start is not None or count_rows:
-        if start is None:
-            frame = engine.run_sql_file("order_current_state_counts", database=database,
-                                        target_table=STAGING_TABLE)
-        else:
-            frame = engine.run_sql_file("order_current_state_delta", database=database,
-                                        target_table=STAGING_TABLE, previous_table=LATEST_EVENT_TABLE)
+        frame = engine.run_sql_file("order_current_state_counts", database=database,
+                                    target_table=STAGING_TABLE)
         assert frame is not None
         rows = zip(frame["order_date"], frame["presence"], frame["orders"], strict=True)
         for day, presence, orders in rows:
-            if presence is None or presence != presence:  # NULL: a date the build emptied
-                emptied.add(str(day))
-            else:
+            if presence != VACATED_PRESENCE:
                 written[(str(day), str(presence))] = int(orders)
     old = session.partition_inputs_of(database, LATEST_EVENT_TABLE) if previous else []
-    partitions, staged = _swap_in(engine, session, build_id, watermark, previous, old, written, emptied,
+    partitions, staged = _swap_in(engine, session, build_id, watermark, previous, old, written,
                                   full=start is None)
     _delete_unreferenced(engine, session, keep=[p["StorageDescriptor"]["Location"] for p in old + partitions])
 
@@ -210,16 +207,23 @@ def _drop_old_layout(engine: AthenaEngine, session: CatalogSession) -> None:
 
 def _swap_in(engine: AthenaEngine, session: CatalogSession, build_id: str, watermark: str | None,
              previous: catalog.GlueTable | None, old: list[dict[str, Any]], written: dict[Values, int | None],
-             emptied: set[str], *, full: bool) -> tuple[list[dict[str, Any]], set[Values]]:
+             *, full: bool) -> tuple[list[dict[str, Any]], set[Values]]:
     """Point the rewritten partitions of order_latest_event and order_current_state at the new build (all
     of them for a full build, the touched dates for an incremental one), drop the staging entry; returns
-    order_latest_event's partitions after the swap and the values of those the build wrote."""
+    order_latest_event's partitions after the swap and the values of those the build wrote.
+
+    An incremental build touched the dates it wrote partitions for, including its presence=vacated marker
+    partitions (dates a changed order left): a touched date's old partitions that the build did not write
+    again go -- all of them for a date it emptied. The marker partitions themselves are not swapped in
+    (their files are unreferenced and go with the clean-up)."""
     glue = engine.target.client("glue")
     database = engine.database
     staging = session.get_table(database, STAGING_TABLE)
     if staging is None:
         raise QueryError(f"the build did not create {database}.{STAGING_TABLE}")
     staged = session.partition_inputs_of(database, STAGING_TABLE)
+    vacated = {p["Values"][0] for p in staged if p["Values"][1] == VACATED_PRESENCE}
+    staged = [p for p in staged if p["Values"][1] != VACATED_PRESENCE]
     if written and {tuple(p["Values"]) for p in staged} != set(written):
         raise QueryError(f"{database}.{STAGING_TABLE}: its partitions do not match its rows")
     for partition in staged:
@@ -238,7 +242,7 @@ def _swap_in(engine: AthenaEngine, session: CatalogSession, build_id: str, water
                "PartitionKeys": [date_key], "Parameters": parameters}
 
     old_values = {tuple(p["Values"]): p for p in old}
-    touched = {values[0] for values in old_values} if full else {v[0] for v in written} | emptied
+    touched = {values[0] for values in old_values} if full else {p["Values"][0] for p in staged} | vacated
     new_values = {tuple(p["Values"]) for p in staged}
     gone = sorted(v for v in old_values if v[0] in touched and v not in new_values)
     if previous is None:

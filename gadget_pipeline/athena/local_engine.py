@@ -62,7 +62,8 @@ class LocalDuckDbEngine(AthenaEngine):
             self.connection.execute(f"SET threads = {int(threads)}")
         cache = cache_dir or config.state_dir() / "athena-local" / "s3-cache"
         self.tables = LocalTableCache(target, self.connection, cache, session_of=lambda: self.session)
-        self.writer = ParquetWriter(target, self.connection, on_upload=self.tables.adopt)
+        self.writer = ParquetWriter(target, self.connection, on_upload=self.tables.adopt,
+                                    session_of=lambda: self.session)
         self._results_location: str | None = None
 
     # ------------------------------------------------------------------ the interface
@@ -186,9 +187,12 @@ class LocalDuckDbEngine(AthenaEngine):
         if unknown or properties.get("bucketed_by"):
             raise QueryError(f"the local engine does not support CTAS properties {sorted(properties)}")
         select_sql = self._duckdb_sql(statement.expression, params)
-        self.writer.create_table_as(database, name, select_sql, params, location=s3_location(location),
-                                    partitioned_by=partitioned_by, compression=compression)
+        created = self.writer.create_table_as(database, name, select_sql, params,
+                                              location=s3_location(location), partitioned_by=partitioned_by,
+                                              compression=compression)
         self.tables.forget(database, name)
+        if self.session is not None:  # the job need not ask Glue for what was just registered
+            self.session.table_created(database, name, created.table_input, created.partitions)
 
     def _insert_into(self, statement: exp.Insert, params: dict[str, Any]) -> None:
         database, name = self._target_name(statement.this)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gadget_pipeline.athena.catalog_session import CatalogSession
 from gadget_pipeline.athena.duckdb_types import (
     duckdb_type,
     glue_type,
@@ -35,6 +36,15 @@ NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 
 @dataclass(frozen=True)
+class CreatedTable:
+    """What a CTAS registered in Glue: the TableInput and its PartitionInputs."""
+
+    table_input: dict[str, Any]
+    partitions: list[dict[str, Any]]
+    rows: int
+
+
+@dataclass(frozen=True)
 class WrittenPartition:
     values: tuple[str, ...]
     folder: Path  # local folder holding this partition's new files
@@ -44,9 +54,11 @@ class ParquetWriter:
     """Runs a DuckDB query once, writing its rows as Parquet files (partitioned Hive-style) to S3."""
 
     def __init__(self, target: AwsTarget, connection: Any,
-                 on_upload: Callable[[str, str, str, Path], None] | None = None) -> None:
+                 on_upload: Callable[[str, str, str, Path], None] | None = None,
+                 session_of: Callable[[], CatalogSession | None] = lambda: None) -> None:
         self.target = target
         self.connection = connection
+        self.session_of = session_of  # the job's memo of Glue/S3 answers, if the engine runs one
         self.on_upload = on_upload  # (bucket, key, etag, local file): e.g. keep a copy for reading it back
 
     def result_columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -56,12 +68,15 @@ class ParquetWriter:
     def create_table_as(
         self, database: str, name: str, select_sql: str, params: dict[str, Any], *, location: str,
         partitioned_by: list[str], compression: str,
-    ) -> int:
-        """CREATE TABLE AS: write the rows under `location`, register table and partitions; row count."""
+    ) -> CreatedTable:
+        """CREATE TABLE AS: write the rows under `location`, register table and partitions."""
         glue = self.target.client("glue")
-        if catalog.get_table(glue, database, name) is not None:
+        session = self.session_of()
+        existing = session.get_table(database, name) if session else catalog.get_table(glue, database, name)
+        if existing is not None:
             raise QueryError(f"Table 'awsdatacatalog.{database}.{name}' already exists")
-        if has_objects(self.target.client("s3"), location):
+        if session.has_objects(*split_s3_url(as_folder(location))) if session else \
+                has_objects(self.target.client("s3"), location):
             raise QueryError(f"HIVE_PATH_ALREADY_EXISTS: Target directory for table '{database}.{name}' "
                              f"already exists: {location}. Clear it first (Athena never overwrites data).")
         result = self.result_columns(select_sql, params)
@@ -77,14 +92,16 @@ class ParquetWriter:
         casts = {column: storage_cast(kind) for column, kind in result}
         with tempfile.TemporaryDirectory(prefix="gadget-ctas-") as scratch:
             written, rows = self._write(select_sql, params, casts, partitioned_by, compression, Path(scratch))
-            catalog.put_table(glue, database, {
+            table_input = {
                 "Name": name, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": descriptor,
                 "PartitionKeys": [key.to_glue() for key in columns[split:]],
                 "Parameters": {"EXTERNAL": "TRUE", "has_encrypted_data": "false",
                                "parquet.compression": compression.upper()},
-            })
-            self._publish(database, name, descriptor, location, partitioned_by, written, registered={})
-        return rows
+            }
+            catalog.put_table(glue, database, table_input)
+            partitions = self._publish(database, name, descriptor, location, partitioned_by, written,
+                                       registered={})
+        return CreatedTable(table_input, partitions, rows)
 
     def insert_into(self, table: GlueTable, select_sql: str, params: dict[str, Any],
                     column_order: list[str] | None) -> int:
@@ -157,9 +174,10 @@ class ParquetWriter:
         return [WrittenPartition((), out)], rows
 
     def _publish(self, database: str, name: str, descriptor: dict[str, Any], location: str, keys: list[str],
-                 written: list[WrittenPartition], registered: dict[tuple[str, ...], str]) -> None:
+                 written: list[WrittenPartition], registered: dict[tuple[str, ...], str]
+                 ) -> list[dict[str, Any]]:
         """Upload each partition's files (to its registered folder, else a Hive folder under the table
-        location) and register the partitions that are new."""
+        location) and register the partitions that are new; returns their PartitionInputs."""
         s3 = self.target.client("s3")
         for part in written:
             folder = registered.get(part.values) or _partition_location(location, keys, part.values)
@@ -169,12 +187,13 @@ class ParquetWriter:
                     etag = s3.put_object(Bucket=bucket, Key=prefix + path.name, Body=body)["ETag"]
                 if self.on_upload is not None:
                     self.on_upload(bucket, prefix + path.name, etag.strip('"'), path)
-        if keys:
-            shared = {key: value for key, value in descriptor.items() if key != "Location"}
-            catalog.create_partitions(self.target.client("glue"), database, name, (
-                catalog.partition_input(p.values, shared, _partition_location(location, keys, p.values))
-                for p in written if p.values not in registered
-            ))
+        if not keys:
+            return []
+        shared = {key: value for key, value in descriptor.items() if key != "Location"}
+        created = [catalog.partition_input(p.values, shared, _partition_location(location, keys, p.values))
+                   for p in written if p.values not in registered]
+        catalog.create_partitions(self.target.client("glue"), database, name, created)
+        return created
 
 
 def _values_of(folder: Path, root: Path, depth: int) -> tuple[str, ...]:

@@ -9,9 +9,18 @@
 -- an event that does not beat the order's previous latest event (a re-read or late, older one) changes
 -- nothing and touches nothing. A date is touched when a touched order's new winner or its previous row
 -- lies in it (an order removed and created again with another order_ts moves to another date). Every
--- other order of a touched date is carried over as it was. Re-reading a partition that the previous build already saw is harmless -- the
--- result is invariant under duplicated events -- which is what lets the caller re-read the last
--- partitions to catch objects that landed in them late.
+-- other order of a touched date is carried over as it was. Re-reading a partition that the previous
+-- build already saw is harmless -- the result is invariant under duplicated events -- which is what lets
+-- the caller re-read the last partitions to catch objects that landed in them late.
+--
+-- The previous state is read twice: three narrow columns of every order (to find the changes and where
+-- the changed orders were), then whole rows of the touched dates only (the date filter is on the
+-- partition column, so the engine reads those dates' files only).
+--
+-- The result also holds, in partition presence = 'vacated', one marker row per date that a changed order
+-- left (its previous row's date): the caller takes such a date as touched -- emptied, if the build wrote
+-- no live or removed rows for it -- and never swaps the marker partition in. So the caller learns
+-- everything it needs from the partitions this statement wrote, without reading the previous state again.
 -- The raw partition filter compares the partition columns themselves (not an expression of them), so
 -- both Athena and the local engine prune partitions through the Glue catalog.
 CREATE TABLE {database}.{target_table}
@@ -56,8 +65,8 @@ WITH new_events AS (
 ),
 changes AS (
     -- the new events that beat the order's previous latest event; re-read events (the lookback) and
-    -- late, older ones do not, so they touch nothing
-    SELECT new_events.*
+    -- late, older ones do not, so they touch nothing. previous_date: where the order was (NULL: new)
+    SELECT new_events.*, previous.order_date AS previous_date
     FROM new_events
     LEFT JOIN {database}.{previous_table} AS previous ON previous.order_id = new_events.order_id
     WHERE previous.order_id IS NULL
@@ -67,26 +76,16 @@ changes AS (
                 OR (new_events.sequence_number = previous.sequence_number
                     AND new_events.event_id < previous.event_id)))
 ),
-touched_orders AS (
-    SELECT DISTINCT order_id FROM changes
-),
-previous_of_touched AS (
-    SELECT previous.*
-    FROM {database}.{previous_table} AS previous
-    JOIN touched_orders ON previous.order_id = touched_orders.order_id
-),
 ranked AS (
+    -- a change beats the order's previous row by definition, so an order's new latest event is the
+    -- latest of its changes: the previous rows need not be ranked, only located (previous_date)
     SELECT
         *,
         row_number() OVER (
             PARTITION BY order_id
             ORDER BY length(sequence_number) DESC, sequence_number DESC, event_id
         ) AS recency
-    FROM (
-        SELECT * FROM previous_of_touched
-        UNION ALL
-        SELECT * FROM changes
-    ) AS candidates
+    FROM changes
 ),
 winners AS (
     SELECT
@@ -95,14 +94,25 @@ winners AS (
     FROM ranked
     WHERE recency = 1
 ),
+vacated AS (
+    -- the changed orders that left a date (removed and created again with another order_ts)
+    SELECT
+        order_id, customer_id, product_name, brand, category, quantity, unit_price, total_amount, currency,
+        status, order_ts, updated_at, event_id, event_name, event_ts, sequence_number,
+        previous_date AS order_date, 'vacated' AS presence
+    FROM ranked
+    WHERE recency = 1 AND previous_date <> order_date
+),
 touched_dates AS (
     SELECT order_date FROM winners
     UNION
-    SELECT order_date FROM previous_of_touched
+    SELECT order_date FROM vacated
 )
 SELECT * FROM winners
 UNION ALL
 SELECT previous.*
 FROM {database}.{previous_table} AS previous
 WHERE previous.order_date IN (SELECT order_date FROM touched_dates)
-  AND NOT EXISTS (SELECT 1 FROM touched_orders WHERE touched_orders.order_id = previous.order_id)
+  AND NOT EXISTS (SELECT 1 FROM winners WHERE winners.order_id = previous.order_id)
+UNION ALL
+SELECT * FROM vacated
