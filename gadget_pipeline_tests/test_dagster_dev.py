@@ -131,3 +131,16 @@ def test_dev_runs_the_live_pipeline_and_stops_everything_on_sigterm(tmp_path: Pa
     assert not local_aws.is_serving(endpoint)
     with pytest.raises(OSError):
         _graphql(ui_port)
+
+
+@pytest.mark.parametrize("environment", ["local", "aws"])
+def test_dagster_definitions_validate_in_both_environments(environment: str, tmp_path: Path) -> None:
+    """`dagster definitions validate -w workspace.yaml`: AWS resources are built without calling AWS."""
+    env = {**os.environ, "GADGET_ENV": environment, "DAGSTER_HOME": str(tmp_path),
+           "AWS_ACCESS_KEY_ID": "unused", "AWS_SECRET_ACCESS_KEY": "unused"}
+    env.pop("GADGET_AWS_ENDPOINT", None)
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+                            cwd=config.REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr
