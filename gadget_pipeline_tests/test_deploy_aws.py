@@ -53,6 +53,23 @@ def _stub_upload(s3_stub: Stubber, key: str) -> None:
     s3_stub.add_response("put_object", {}, {"Bucket": "artifacts", "Key": key, "Body": ANY})
 
 
+def _stacks(status: str, **extra: object) -> dict:
+    """A describe_stacks answer for stack 'gp' in one status."""
+    return {"Stacks": [{"StackName": "gp", "StackStatus": status, "CreationTime": "2026-01-01", **extra}]}
+
+
+def _deploy(cloudformation, s3, parameters: dict | None = None, progress=lambda _: None):
+    return deploy_aws(
+        cloudformation,
+        s3,
+        stack_name="gp",
+        artifact_bucket="artifacts",
+        parameters=parameters or {},
+        progress=progress,
+        waiter_delay=0,
+    )
+
+
 def test_create_stack_through_a_change_set() -> None:
     cloudformation, s3 = _clients()
     key = package.package_lambda().s3_key
@@ -92,28 +109,11 @@ def test_create_stack_through_a_change_set() -> None:
             },
         )
         cfn_stub.add_response("execute_change_set", {}, {"StackName": "gp", "ChangeSetName": ANY})
-        complete = {
-            "Stacks": [
-                {
-                    "StackName": "gp",
-                    "StackStatus": "CREATE_COMPLETE",
-                    "CreationTime": "2026-01-01",
-                    "Outputs": OUTPUTS,
-                }
-            ]
-        }
+        complete = _stacks("CREATE_COMPLETE", Outputs=OUTPUTS)
         cfn_stub.add_response("describe_stacks", complete)
         cfn_stub.add_response("describe_stacks", complete)
         lines: list[str] = []
-        result = deploy_aws(
-            cloudformation,
-            s3,
-            stack_name="gp",
-            artifact_bucket="artifacts",
-            parameters={"BucketName": "my-cdc-bucket"},
-            progress=lines.append,
-            waiter_delay=0,
-        )
+        result = _deploy(cloudformation, s3, {"BucketName": "my-cdc-bucket"}, lines.append)
         cfn_stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()
     assert result.change_set_type == "CREATE" and result.changed
@@ -128,7 +128,7 @@ def test_unchanged_stack_deletes_the_empty_change_set() -> None:
         s3_stub.add_response("head_object", {}, {"Bucket": "artifacts", "Key": key})
         cfn_stub.add_response(
             "describe_stacks",
-            {"Stacks": [{"StackName": "gp", "StackStatus": "UPDATE_COMPLETE", "CreationTime": "2026-01-01"}]},
+            _stacks("UPDATE_COMPLETE"),
         )
         cfn_stub.add_response("create_change_set", {"Id": "cs-arn"})
         failed = {"Status": "FAILED", "StatusReason": "The submitted information didn't contain changes."}
@@ -137,26 +137,9 @@ def test_unchanged_stack_deletes_the_empty_change_set() -> None:
         cfn_stub.add_response("delete_change_set", {}, {"StackName": "gp", "ChangeSetName": ANY})
         cfn_stub.add_response(
             "describe_stacks",
-            {
-                "Stacks": [
-                    {
-                        "StackName": "gp",
-                        "StackStatus": "UPDATE_COMPLETE",
-                        "CreationTime": "2026-01-01",
-                        "Outputs": OUTPUTS,
-                    }
-                ]
-            },
+            _stacks("UPDATE_COMPLETE", Outputs=OUTPUTS),
         )
-        result = deploy_aws(
-            cloudformation,
-            s3,
-            stack_name="gp",
-            artifact_bucket="artifacts",
-            parameters={},
-            progress=lambda _: None,
-            waiter_delay=0,
-        )
+        result = _deploy(cloudformation, s3)
         cfn_stub.assert_no_pending_responses()
     assert result.change_set_type == "UPDATE" and not result.changed
 
@@ -168,22 +151,10 @@ def test_rolled_back_stack_is_a_clear_error() -> None:
         s3_stub.add_response("head_object", {}, {"Bucket": "artifacts", "Key": key})
         cfn_stub.add_response(
             "describe_stacks",
-            {
-                "Stacks": [
-                    {"StackName": "gp", "StackStatus": "ROLLBACK_COMPLETE", "CreationTime": "2026-01-01"}
-                ]
-            },
+            _stacks("ROLLBACK_COMPLETE"),
         )
         with pytest.raises(AwsDeployError, match="ROLLBACK_COMPLETE; delete it"):
-            deploy_aws(
-                cloudformation,
-                s3,
-                stack_name="gp",
-                artifact_bucket="artifacts",
-                parameters={},
-                progress=lambda _: None,
-                waiter_delay=0,
-            )
+            _deploy(cloudformation, s3)
 
 
 def test_readme_aws_commands_parse_with_the_real_cli() -> None:

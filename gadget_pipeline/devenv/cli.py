@@ -194,8 +194,7 @@ def register(subparsers: Any) -> None:
         "dev",
         help="local AWS + live pipeline + Dagster UI until Ctrl-C (what `make dev` runs)",
         description="Start the local AWS, deploy the stack, run the live order generator and stream, and "
-        "serve "
-        "the Dagster UI. Ctrl-C stops everything this command started.",
+        "serve the Dagster UI. Ctrl-C stops everything this command started.",
     )
     dev.add_argument(
         "--port",
@@ -222,8 +221,7 @@ def register(subparsers: Any) -> None:
         "demo",
         help="the whole pipeline end to end, headless, for a fixed number of orders",
         description="Generate orders, stream them to S3, crawl, build order_current_state and daily_sales "
-        "with "
-        "Dagster, run every asset check, and print the results.",
+        "with Dagster, run every asset check, and print the results.",
     )
     demo.add_argument(
         "--orders",
