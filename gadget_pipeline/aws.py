@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -18,6 +20,21 @@ _LOCAL_CLIENT_CONFIG = Config(
 )
 _AWS_CLIENT_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"})
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # noqa: S105 (moto)
+MAX_CONCURRENT_CALLS = 8  # below botocore's default connection pool (10): no call waits for a connection
+
+T = TypeVar("T")
+
+
+def concurrently(*calls: Callable[[], T]) -> list[T]:
+    """Run independent AWS round trips at once (threads) and return their results in order; the first
+    failure is raised once every call has ended. Each call is a few ms to moto and tens of ms to AWS, so
+    a job's independent lookups and writes need not wait for each other. boto3 clients are safe to share
+    between threads; AwsTarget.client creates each one once, under a lock."""
+    if len(calls) < 2:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=min(len(calls), MAX_CONCURRENT_CALLS)) as pool:
+        futures = [pool.submit(call) for call in calls]
+    return [future.result() for future in futures]
 
 
 @dataclass

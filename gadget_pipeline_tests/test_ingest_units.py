@@ -260,51 +260,6 @@ def test_contract_violations_fail_the_whole_batch(response: object, code: str) -
     assert failure.value.code == code
 
 
-# --------------------------------------------------------------------------- the moto fast path
-
-
-def test_moto_fastpath_writes_the_same_get_records_document_as_moto() -> None:
-    import boto3
-    from moto import mock_aws
-    from moto.core.responses import ActionContext, ActionResult
-    from moto.core.serialize import get_serializer_class
-    from moto.core.utils import get_service_model
-    from moto.dynamodbstreams.models import dynamodbstreams_backends
-
-    from gadget_pipeline.moto_fastpath import get_records_body
-
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        arn = dynamodb.create_table(
-            TableName="T", BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )["TableDescription"]["LatestStreamArn"]
-        item = {"order_id": {"S": "o"}, "price": {"N": "19.90"}, "blob": {"B": b"\x00\xff"},
-                "address": {"M": {"lines": {"L": [{"S": "1"}, {"NULL": True}, {"BOOL": False}]}}},
-                "tags": {"SS": ["b", "a"]}, "sizes": {"NS": ["2", "1.50"]}, "blobs": {"BS": [b"\x01"]}}
-        dynamodb.put_item(TableName="T", Item=item)
-        dynamodb.update_item(TableName="T", Key={"order_id": {"S": "o"}}, UpdateExpression="SET price = :p",
-                             ExpressionAttributeValues={":p": {"N": "20"}})
-        dynamodb.delete_item(TableName="T", Key={"order_id": {"S": "o"}})
-        streams = dynamodbstreams_backends["123456789012"]["us-east-1"]  # moto's own objects, no HTTP
-        shard = streams.describe_stream(arn)["Shards"][0]["ShardId"]
-        iterator = streams.get_shard_iterator(arn, shard, "TRIM_HORIZON")
-        result = streams.get_records(iterator.arn, 1000)
-
-        service = get_service_model("dynamodbstreams")
-        context = ActionContext(service, service.operation_model("GetRecords"),
-                                get_serializer_class("dynamodbstreams", "json"), object())  # type: ignore[arg-type]
-        _, _, moto_body = ActionResult(result).execute_result(context)
-
-    assert len(result["Records"]) == 3
-    fast, slow = json.loads(get_records_body(result)), json.loads(moto_body)
-    for ours, theirs in zip(fast["Records"], slow["Records"], strict=True):
-        assert ours == theirs, (ours, theirs)
-    assert fast == slow
-
-
 def test_an_expired_shard_iterator_is_renewed_once() -> None:
     import boto3
     from botocore.stub import Stubber

@@ -18,6 +18,7 @@ from gadget_pipeline.athena import SqlParameterError, engine_for
 from gadget_pipeline.athena.current_state import (
     CURRENT_STATE_TABLE,
     LATEST_EVENT_TABLE,
+    STAGING_TABLE,
     refresh_order_current_state,
 )
 from gadget_pipeline.athena.daily_sales import DAILY_SALES_TABLE, build_daily_sales_partition
@@ -197,7 +198,9 @@ def test_incremental_refresh_equals_a_full_rebuild_and_reads_only_new_partitions
         put_raw_object(s3, bucket, hour, name, events)
     incremental = crawl_and_build(aws, engine)
 
-    assert incremental.mode == "incremental" and incremental.from_partition == "2024/05/01/11"
+    # the lookback window starts at hour 11 (watermark 12 - 1 hour), but hour 11 has not changed since the
+    # first build listed it: the refresh re-reads from hour 12, where the late object landed
+    assert incremental.mode == "incremental" and incremental.from_partition == "2024/05/01/12"
     everything = [e for _, _, batch in CHANGES + later for e in batch]
     seen = [e for _, name, batch in CHANGES + later for e in batch if name != "ancient"]
     assert_matches_model(engine, seen)  # the late object in hour 12 is caught by the 1-hour lookback
@@ -209,6 +212,60 @@ def test_incremental_refresh_equals_a_full_rebuild_and_reads_only_new_partitions
     assert build_folders(s3, bucket) == {first.build_id, incremental.build_id, full.build_id}
     again = refresh_order_current_state(engine, mode="full")
     assert build_folders(s3, bucket) == {full.build_id, again.build_id}
+
+
+def test_a_refresh_asks_the_catalog_each_question_once_and_drops_a_left_over_staging_table(
+        aws, deployed, engine):
+    s3, bucket, database = aws.client("s3"), deployed["BucketName"], deployed["GlueDatabaseName"]
+    for hour, name, events in CHANGES:
+        put_raw_object(s3, bucket, hour, name, events)
+    crawl_and_build(aws, engine)
+    update = raw_event("o1", 130, status="DELIVERED")
+    put_raw_object(s3, bucket, "2024-05-01T13", "i", [update])
+    crawler_for(aws).crawl()
+    # a build that failed half-way left its staging table behind
+    catalog.put_table(aws.client("glue"), database, {
+        "Name": STAGING_TABLE, "TableType": "EXTERNAL_TABLE",
+        "StorageDescriptor": catalog.storage_descriptor([], f"s3://{bucket}/curated/failed/", "parquet")})
+    asked: list[tuple[str, str]] = []
+
+    def record(params, model, **_kwargs) -> None:
+        asked.append((model.name, params.get("TableName") or params.get("Name", "")))
+
+    glue = aws.client("glue")
+    glue.meta.events.register("before-parameter-build.glue.GetTable", record)
+    glue.meta.events.register("before-parameter-build.glue.GetPartitions", record)
+    try:
+        incremental = refresh_order_current_state(engine)
+    finally:
+        glue.meta.events.unregister("before-parameter-build.glue.GetTable", record)
+        glue.meta.events.unregister("before-parameter-build.glue.GetPartitions", record)
+
+    assert incremental.mode == "incremental"
+    assert_matches_model(engine, [e for _, _, batch in CHANGES for e in batch] + [update])
+    assert len(asked) == len(set(asked)), asked  # the watermark lookup and the engine share one listing
+    assert ("GetPartitions", RAW_TABLE) in asked
+    assert catalog.get_table(glue, database, STAGING_TABLE) is None
+
+
+def test_a_refresh_without_new_raw_objects_writes_nothing_and_a_late_one_is_read(aws, deployed, engine):
+    s3, bucket = aws.client("s3"), deployed["BucketName"]
+    for hour, name, events in CHANGES:
+        put_raw_object(s3, bucket, hour, name, events)
+    first = crawl_and_build(aws, engine)
+    before = partition_objects(aws, deployed, LATEST_EVENT_TABLE)
+
+    again = crawl_and_build(aws, engine)
+    assert (again.mode, again.build_id, again.rows_written) == ("unchanged", first.build_id, 0)
+    assert (again.live_orders, again.removed_orders) == (first.live_orders, first.removed_orders)
+    assert partition_objects(aws, deployed, LATEST_EVENT_TABLE) == before
+
+    # an object lands late in hour 11, inside the lookback window of the watermark (hour 12)
+    late = raw_event("o1", 150, status="RETURNED", quantity=4)
+    put_raw_object(s3, bucket, "2024-05-01T11", "late", [late])
+    caught = crawl_and_build(aws, engine)
+    assert (caught.mode, caught.from_partition) == ("incremental", "2024/05/01/11")
+    assert_matches_model(engine, [e for _, _, batch in CHANGES for e in batch] + [late])
 
 
 def build_folders(s3, bucket: str) -> set[str]:

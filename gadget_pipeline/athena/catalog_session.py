@@ -9,13 +9,18 @@ listings that cover them; a table the local engine creates (CTAS) is remembered 
 the job does not describe it again (on AWS, Athena creates it and the session asks Glue once). Catalog
 changes made outside the engine must call `forget_table`, and whoever else writes objects during the job
 is simply not seen -- as if the job had listed before they wrote.
+
+Lookups the job knows it will need are asked at once (`prefetch`, threads): each is a network round trip
+(a few ms to moto, tens of ms to AWS), and independent ones need not wait for each other.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
-from gadget_pipeline.aws import AwsTarget
+from gadget_pipeline.aws import AwsTarget, concurrently
 from gadget_pipeline.catalog import glue as catalog
 from gadget_pipeline.catalog.glue import GlueTable, Partition
 from gadget_pipeline.catalog.s3 import S3Object, iter_objects
@@ -28,30 +33,50 @@ class CatalogSession:
         self.target = target
         self._tables: dict[tuple[str, str], GlueTable | None] = {}
         self._partitions: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
-        self._listings: dict[tuple[str, str], dict[str, S3Object]] = {}
+        self._listings: dict[tuple[str, str, str | None], dict[str, S3Object]] = {}  # (bucket, prefix, after)
+        self._lock = threading.Lock()  # the memo is shared by prefetch threads; network calls run outside it
+
+    def prefetch(self, *lookups: Callable[[], object]) -> None:
+        """Run independent lookups (e.g. `lambda: session.get_table(db, name)`) concurrently; their answers
+        stay in the memo. The first failure is raised, after every lookup has ended."""
+        concurrently(*lookups)
 
     # ------------------------------------------------------------------ Glue
 
     def get_table(self, database: str, name: str) -> GlueTable | None:
         key = (database, name)
-        if key not in self._tables:
-            self._tables[key] = catalog.get_table(self.target.client("glue"), database, name)
-        return self._tables[key]
+        with self._lock:
+            if key in self._tables:
+                return self._tables[key]
+        table = catalog.get_table(self.target.client("glue"), database, name)
+        with self._lock:
+            return self._tables.setdefault(key, table)
 
     def _raw_partitions(self, database: str, name: str, expression: str | None) -> list[dict[str, Any]]:
         key = (database, name, expression or None)
-        if key not in self._partitions:
-            kwargs: dict[str, Any] = {"DatabaseName": database, "TableName": name}
-            if expression:
-                kwargs["Expression"] = expression
-            paginator = self.target.client("glue").get_paginator("get_partitions")
-            pages = paginator.paginate(**kwargs)
-            self._partitions[key] = [item for page in pages for item in page["Partitions"]]
-        return self._partitions[key]
+        with self._lock:
+            if key in self._partitions:
+                return self._partitions[key]
+        kwargs: dict[str, Any] = {"DatabaseName": database, "TableName": name}
+        if expression:
+            kwargs["Expression"] = expression
+        pages = self.target.client("glue").get_paginator("get_partitions").paginate(**kwargs)
+        partitions = [item for page in pages for item in page["Partitions"]]
+        with self._lock:
+            return self._partitions.setdefault(key, partitions)
 
     def get_partitions(self, database: str, name: str, expression: str | None = None) -> list[Partition]:
         return [Partition(tuple(item["Values"]), item.get("StorageDescriptor", {}).get("Location", ""))
                 for item in self._raw_partitions(database, name, expression)]
+
+    def narrow_partitions(self, database: str, name: str, held: str | None, narrower: str,
+                          keep: Callable[[tuple[str, ...]], bool]) -> None:
+        """Answer `narrower` (a Glue expression selecting a subset of what `held` selected) from the held
+        answer: `keep` says, by partition values, what Glue would keep. No call."""
+        held_answer = self._raw_partitions(database, name, held)
+        subset = [item for item in held_answer if keep(tuple(item["Values"]))]
+        with self._lock:
+            self._partitions[(database, name, narrower)] = subset
 
     def partition_inputs_of(self, database: str, name: str) -> list[dict[str, Any]]:
         """Every partition of a table as PartitionInputs (fresh dicts: the caller may change them)."""
@@ -63,42 +88,68 @@ class CatalogSession:
         """A table this job's engine just created (CTAS), with every partition it registered: remembered
         as Glue would describe it, so the job does not ask Glue for what the engine itself wrote."""
         self.forget_table(database, name)
-        self._tables[(database, name)] = GlueTable.from_glue({**table_input, "DatabaseName": database})
-        self._partitions[(database, name, None)] = [dict(partition) for partition in partitions]
+        with self._lock:
+            self._tables[(database, name)] = GlueTable.from_glue({**table_input, "DatabaseName": database})
+            self._partitions[(database, name, None)] = [dict(partition) for partition in partitions]
+
+    def table_dropped(self, database: str, name: str) -> None:
+        """This job deleted the table: known absent, not asked again."""
+        self.forget_table(database, name)
+        with self._lock:
+            self._tables[(database, name)] = None
 
     def forget_table(self, database: str, name: str) -> None:
         """The table or its partitions changed: describe and list them again when next asked."""
-        self._tables.pop((database, name), None)
-        for key in [key for key in self._partitions if key[:2] == (database, name)]:
-            del self._partitions[key]
+        with self._lock:
+            self._tables.pop((database, name), None)
+            for key in [key for key in self._partitions if key[:2] == (database, name)]:
+                del self._partitions[key]
 
     # ------------------------------------------------------------------ S3
 
-    def list_objects(self, bucket: str, prefix: str) -> list[S3Object]:
-        """The objects under a prefix: one listing, or none if a listing of an enclosing prefix is held."""
-        for (held_bucket, held_prefix), objects in self._listings.items():
-            if held_bucket == bucket and prefix.startswith(held_prefix):
-                return sorted((obj for key, obj in objects.items() if key.startswith(prefix)),
-                              key=lambda obj: obj.key)
-        objects = {obj.key: obj for obj in iter_objects(self.target.client("s3"), bucket, prefix)}
-        self._listings[(bucket, prefix)] = objects
-        return sorted(objects.values(), key=lambda obj: obj.key)
+    def list_objects(self, bucket: str, prefix: str, start_after: str | None = None) -> list[S3Object]:
+        """The objects under a prefix (after `start_after`, if given): one listing, or none if a listing
+        held covers it -- of an enclosing prefix, and starting before every key under this one."""
+        held = self._held(bucket, prefix, start_after)
+        if held is None:
+            s3 = self.target.client("s3")
+            listed = {obj.key: obj for obj in iter_objects(s3, bucket, prefix, start_after)}
+            with self._lock:
+                held = self._listings.setdefault((bucket, prefix, start_after), listed)
+        with self._lock:
+            found = [obj for key, obj in held.items()
+                     if key.startswith(prefix) and (start_after is None or key > start_after)]
+        return sorted(found, key=lambda obj: obj.key)
 
     def has_objects(self, bucket: str, prefix: str) -> bool:
         """Is any object under the prefix? From a listing held that covers it, else one small request."""
-        if any(held == bucket and prefix.startswith(held_prefix) for held, held_prefix in self._listings):
+        if self._held(bucket, prefix) is not None:
             return bool(self.list_objects(bucket, prefix))
         return bool(self.target.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
                     .get("Contents"))
 
+    def _held(self, bucket: str, prefix: str, start_after: str | None = None) -> dict[str, S3Object] | None:
+        """A listing held with every key under `prefix` (after `start_after`): its prefix encloses this one
+        and it started before them (every key under a prefix sorts after the prefix itself)."""
+        with self._lock:
+            for (held_bucket, held_prefix, held_after), objects in self._listings.items():
+                started_before = held_after is None or prefix > held_after or (
+                    start_after is not None and start_after >= held_after)
+                if held_bucket == bucket and prefix.startswith(held_prefix) and started_before:
+                    return objects
+        return None
+
     def object_written(self, bucket: str, key: str, etag: str, size: int) -> None:
         """An object this job just put: added to the listings held that cover it."""
-        for (held_bucket, held_prefix), objects in self._listings.items():
-            if held_bucket == bucket and key.startswith(held_prefix):
-                objects[key] = S3Object(key=key, size=size, etag=etag)
+        with self._lock:
+            for (held_bucket, held_prefix, held_after), objects in self._listings.items():
+                covers = key.startswith(held_prefix) and (held_after is None or key > held_after)
+                if held_bucket == bucket and covers:
+                    objects[key] = S3Object(key=key, size=size, etag=etag)
 
     def objects_deleted(self, bucket: str, keys: list[str]) -> None:
-        for (held_bucket, _prefix), objects in self._listings.items():
-            if held_bucket == bucket:
-                for key in keys:
-                    objects.pop(key, None)
+        with self._lock:
+            for (held_bucket, _prefix, _after), objects in self._listings.items():
+                if held_bucket == bucket:
+                    for key in keys:
+                        objects.pop(key, None)

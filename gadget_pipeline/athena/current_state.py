@@ -35,9 +35,11 @@ previous state after the build.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -45,9 +47,12 @@ from typing import Any, Literal
 from gadget_pipeline.athena.catalog_session import CatalogSession
 from gadget_pipeline.athena.engine import AthenaEngine
 from gadget_pipeline.athena.errors import QueryError
+from gadget_pipeline.athena.partition_pruning import at_or_after
 from gadget_pipeline.athena.sql_text import sql_identifier
+from gadget_pipeline.aws import concurrently
 from gadget_pipeline.catalog import glue as catalog
 from gadget_pipeline.catalog.crawler import table_name_for_path
+from gadget_pipeline.catalog.glue import Partition
 from gadget_pipeline.catalog.s3 import DELETE_BATCH, as_folder, split_s3_url
 
 CURRENT_STATE_TABLE = "order_current_state"
@@ -60,6 +65,8 @@ RAW_PARTITION_KEYS = ("year", "month", "day", "hour")  # Firehose's hourly folde
 STATE_PARTITION_KEYS = ("order_date", "presence")  # order_latest_event's; order_current_state: order_date
 VACATED_PRESENCE = "vacated"  # an incremental build's marker partitions: dates that changed orders left
 WATERMARK_FORMAT = "%Y/%m/%d/%H"  # the newest raw partition's values, joined with "/"
+# the raw partitions of the last lookback window as the build listed them, {"2024/05/01/13": digest}
+RAW_SEEN_PARAMETER = "gadget.raw_seen"
 
 Mode = Literal["auto", "full", "incremental"]
 Values = tuple[str, ...]
@@ -67,7 +74,7 @@ Values = tuple[str, ...]
 
 @dataclass(frozen=True)
 class CurrentStateBuild:
-    mode: str  # what ran: "full" | "incremental"
+    mode: str  # what ran: "full" | "incremental" | "unchanged" (no raw partition changed: nothing written)
     build_id: str
     location: str  # the build folder: the rewritten partitions' files live under it
     raw_watermark: str | None  # newest raw partition registered when the build started, "2024/05/01/13"
@@ -104,6 +111,8 @@ def refresh_order_current_state(
 def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback_hours: int,
              count_rows: bool, started: float) -> CurrentStateBuild:
     database, raw_table = engine.database, raw_table_name(engine.outputs)
+    session.prefetch(lambda: session.get_table(database, raw_table),
+                     lambda: session.get_table(database, LATEST_EVENT_TABLE))
     raw = session.get_table(database, raw_table)
     if raw is None:
         raise QueryError(f"{database}.{raw_table} is not in the catalog yet: run `gadget-pipeline crawl`")
@@ -117,11 +126,41 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
     keys = [key.name for key in raw.partition_keys]
     if start is not None and keys != list(RAW_PARTITION_KEYS):
         start = None  # not Firehose's hourly layout: only a full build is safe
-    # the newest registered raw partition; for a refresh only partitions from the old watermark are listed
-    since = previous_watermark.split("/") if start is not None and previous_watermark else None
-    watermark = max(("/".join(p.values) for p in session.get_partitions(
-        database, raw_table, at_or_after(keys, since) if since else None)),
-        default=previous_watermark)
+    # what the build will ask, at once: the raw partitions it may read (the engine's partition pruning
+    # asks the same question for the SQL's raw filter: at_or_after renders it alike), the previous
+    # state's partitions and files, and whether a staging table is left over (the CTAS checks)
+    raw_filter = at_or_after(keys, list(start)) if start is not None else None
+    raw_bucket, raw_prefix = split_s3_url(as_folder(raw.location))
+    # the raw objects from the window's first hour folder on: one listing whatever the window's length
+    # (Hive folder names sort like their values); the partitions' folders are then read from it
+    first_folder = raw_prefix + "/".join(f"{key}={value}" for key, value in zip(keys, start, strict=True)) \
+        if start else None
+    session.prefetch(
+        lambda: session.get_partitions(database, raw_table, raw_filter),
+        lambda: previous and session.partition_inputs_of(database, LATEST_EVENT_TABLE),
+        lambda: session.list_objects(*split_s3_url(state_root(engine))),
+        lambda: session.get_table(database, STAGING_TABLE),
+        lambda: first_folder and session.list_objects(raw_bucket, raw_prefix, start_after=first_folder),
+    )
+    raw_partitions = session.get_partitions(database, raw_table, raw_filter)
+    # the newest registered raw partition the build reads: the next refresh's watermark
+    watermark = max(("/".join(p.values) for p in raw_partitions), default=previous_watermark)
+    # the raw partitions of the next refresh's lookback window, listed before the build reads them
+    tail_start = _lookback_start(watermark, lookback_hours)
+    tail = [p for p in raw_partitions if start is not None or (tail_start and p.values >= tail_start)]
+    seen = _listing_digests(session, tail)
+    if start is not None:
+        # re-read only the partitions of the window that changed since the previous build listed them
+        # (an object landed late) and the new ones; the rest it has read whole already
+        before = _decode_seen(previous.parameters.get(RAW_SEEN_PARAMETER) if previous else None)
+        changed = sorted(values for values, digest in seen.items() if before.get("/".join(values)) != digest)
+        if not changed:
+            return _unchanged(engine, session, previous, previous_watermark, started)
+        start = changed[0]
+        session.narrow_partitions(database, raw_table, raw_filter, at_or_after(keys, list(start)),
+                                  lambda values: values >= start)
+    seen_parameter = _encode_seen({values: digest for values, digest in seen.items()
+                                   if tail_start and values >= tail_start})
 
     build_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     location = f"{state_root(engine)}{build_id}/"
@@ -146,9 +185,15 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
             if presence != VACATED_PRESENCE:
                 written[(str(day), str(presence))] = int(orders)
     old = session.partition_inputs_of(database, LATEST_EVENT_TABLE) if previous else []
-    partitions, staged = _swap_in(engine, session, build_id, watermark, previous, old, written,
-                                  full=start is None)
-    _delete_unreferenced(engine, session, keep=[p["StorageDescriptor"]["Location"] for p in old + partitions])
+    parameters = {BUILD_PARAMETER: build_id, RAW_SEEN_PARAMETER: seen_parameter,
+                  **({WATERMARK_PARAMETER: watermark} if watermark else {})}
+    partitions, staged, publish = _swap_in(engine, session, parameters, previous, old, written,
+                                           full=start is None)
+    # last, at once: the tables' new parameters, the staging entry dropped (its files now belong to
+    # order_latest_event), and the files that no partition holds deleted
+    keep = [p["StorageDescriptor"]["Location"] for p in old + partitions]
+    concurrently(*publish, lambda: _drop_staging(engine, session),
+                 lambda: _delete_unreferenced(engine, session, keep=keep))
 
     live = removed = None
     if count_rows:
@@ -163,14 +208,6 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
     )
 
 
-def at_or_after(keys: list[str], values: list[str]) -> str:
-    """Glue expression: the partition tuple (keys) >= values, compared key by key like the SQL does."""
-    key, value = keys[0], values[0]
-    if len(keys) == 1:
-        return f"{key} >= '{value}'"
-    return f"{key} > '{value}' OR ({key} = '{value}' AND ({at_or_after(keys[1:], values[1:])}))"
-
-
 def _lookback_start(watermark: str | None, lookback_hours: int) -> tuple[str, ...] | None:
     """The first raw partition (year, month, day, hour) an incremental refresh re-reads."""
     if not watermark:
@@ -183,18 +220,64 @@ def _lookback_start(watermark: str | None, lookback_hours: int) -> tuple[str, ..
     return (f"{start:%Y}", f"{start:%m}", f"{start:%d}", f"{start:%H}")
 
 
+def _listing_digests(session: CatalogSession, partitions: list[Partition]) -> dict[Values, str]:
+    """Each raw partition's folder listing (keys and ETags), as a short digest: listed at once; the engine
+    then reads those folders from the same listings."""
+    folders = [split_s3_url(as_folder(partition.location)) for partition in partitions]
+    session.prefetch(*(lambda folder=folder: session.list_objects(*folder) for folder in folders))
+    digests = {}
+    for partition, folder in zip(partitions, folders, strict=True):
+        listing = "\n".join(f"{obj.key} {obj.etag}" for obj in session.list_objects(*folder))
+        digests[partition.values] = hashlib.sha256(listing.encode()).hexdigest()[:16]
+    return digests
+
+
+def _encode_seen(seen: dict[Values, str]) -> str:
+    return json.dumps({"/".join(values): digest for values, digest in sorted(seen.items())},
+                      separators=(",", ":"))
+
+
+def _decode_seen(text: str | None) -> dict[str, str]:
+    """RAW_SEEN_PARAMETER of the previous build; anything unreadable means "nothing known": re-read."""
+    try:
+        seen = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(seen, dict):
+        return {}
+    return {str(key): str(value) for key, value in seen.items()}
+
+
+def _unchanged(engine: AthenaEngine, session: CatalogSession, previous: catalog.GlueTable | None,
+               watermark: str | None, started: float) -> CurrentStateBuild:
+    """No raw partition changed since the previous build: it is current, nothing is written."""
+    assert previous is not None
+    partitions = session.partition_inputs_of(engine.database, LATEST_EVENT_TABLE)
+    live, removed = _count(engine, partitions)
+    return CurrentStateBuild(
+        mode="unchanged", build_id=previous.parameters.get(BUILD_PARAMETER, ""),
+        location=previous.location, raw_watermark=watermark, from_partition=None, live_orders=live,
+        removed_orders=removed, duration_seconds=time.monotonic() - started, dates_rewritten=0,
+        dates_total=len({p["Values"][0] for p in partitions}), rows_written=0,
+    )
+
+
 def _create_staging(engine: AthenaEngine, session: CatalogSession, sql_file: str, params: dict[str, Any]
                     ) -> None:
-    """The build's CTAS into the staging table; a staging entry left by a build that failed half-way is
-    dropped (catalog only: its files are unreferenced and go with the next clean-up) and the CTAS rerun."""
-    try:
-        engine.run_sql_file(sql_file, **params)
-    except QueryError:
-        dropped = catalog.delete_table(engine.target.client("glue"), engine.database, STAGING_TABLE)
+    """The build's CTAS into the staging table. A staging entry left by a build that failed half-way is
+    dropped first (catalog only: its files are unreferenced and go with the next clean-up)."""
+    if session.get_table(engine.database, STAGING_TABLE) is not None:
+        _drop_staging(engine, session)
+    engine.run_sql_file(sql_file, **params)
+    if session.get_table(engine.database, STAGING_TABLE) is None:
+        # Athena registered the table itself: the session's answer from before the build is stale (the
+        # local engine tells the session what it registered, so it has nothing to forget)
         session.forget_table(engine.database, STAGING_TABLE)
-        if not dropped:
-            raise
-        engine.run_sql_file(sql_file, **params)
+
+
+def _drop_staging(engine: AthenaEngine, session: CatalogSession) -> None:
+    catalog.delete_table(engine.target.client("glue"), engine.database, STAGING_TABLE)
+    session.table_dropped(engine.database, STAGING_TABLE)
 
 
 def _drop_old_layout(engine: AthenaEngine, session: CatalogSession) -> None:
@@ -205,12 +288,16 @@ def _drop_old_layout(engine: AthenaEngine, session: CatalogSession) -> None:
         session.forget_table(engine.database, name)
 
 
-def _swap_in(engine: AthenaEngine, session: CatalogSession, build_id: str, watermark: str | None,
+def _swap_in(engine: AthenaEngine, session: CatalogSession, build_parameters: dict[str, str],
              previous: catalog.GlueTable | None, old: list[dict[str, Any]], written: dict[Values, int | None],
-             *, full: bool) -> tuple[list[dict[str, Any]], set[Values]]:
+             *, full: bool) -> tuple[list[dict[str, Any]], set[Values], list[Callable[[], object]]]:
     """Point the rewritten partitions of order_latest_event and order_current_state at the new build (all
-    of them for a full build, the touched dates for an incremental one), drop the staging entry; returns
-    order_latest_event's partitions after the swap and the values of those the build wrote.
+    of them for a full build, the touched dates for an incremental one). Returns order_latest_event's
+    partitions after the swap, the values of those the build wrote, and the table updates that publish
+    the build's parameters (watermark, raw listings seen): the caller runs them last.
+
+    Partitions first, the tables' parameters last: a swap that fails half-way then leaves the previous
+    watermark, so the next refresh reads those events again (harmless) rather than believing them merged.
 
     An incremental build touched the dates it wrote partitions for, including its presence=vacated marker
     partitions (dates a changed order left): a touched date's old partitions that the build did not write
@@ -230,49 +317,47 @@ def _swap_in(engine: AthenaEngine, session: CatalogSession, build_id: str, water
         orders = written.get(tuple(partition["Values"]))
         partition["Parameters"] = {**partition.get("Parameters", {}),
                                    **({ORDERS_PARAMETER: str(orders)} if orders is not None else {})}
-    root = state_root(engine)
-    parameters = {**staging.parameters, BUILD_PARAMETER: build_id}
-    if watermark:
-        parameters[WATERMARK_PARAMETER] = watermark
-    descriptor = {**staging.raw["StorageDescriptor"], "Location": root}
-    latest = catalog.table_input(staging.raw, Name=LATEST_EVENT_TABLE, Parameters=parameters,
-                                 StorageDescriptor=descriptor)
+    descriptor = {**staging.raw["StorageDescriptor"], "Location": state_root(engine)}
     date_key = next(key for key in staging.raw["PartitionKeys"] if key["Name"] == STATE_PARTITION_KEYS[0])
-    current = {"Name": CURRENT_STATE_TABLE, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": descriptor,
-               "PartitionKeys": [date_key], "Parameters": parameters}
+
+    def tables(parameters: dict[str, str]) -> list[dict[str, Any]]:
+        """TableInputs of order_latest_event and order_current_state (one date key, same folder)."""
+        latest = catalog.table_input(staging.raw, Name=LATEST_EVENT_TABLE, Parameters=parameters,
+                                     StorageDescriptor=descriptor)
+        current = {"Name": CURRENT_STATE_TABLE, "TableType": "EXTERNAL_TABLE",
+                   "StorageDescriptor": descriptor, "PartitionKeys": [date_key], "Parameters": parameters}
+        return [latest, current]
 
     old_values = {tuple(p["Values"]): p for p in old}
     touched = {values[0] for values in old_values} if full else {p["Values"][0] for p in staged} | vacated
     new_values = {tuple(p["Values"]) for p in staged}
     gone = sorted(v for v in old_values if v[0] in touched and v not in new_values)
-    if previous is None:
-        glue.create_table(DatabaseName=database, TableInput=latest)
-    else:
-        glue.update_table(DatabaseName=database, TableInput=latest)
-    catalog.update_partitions(glue, database, LATEST_EVENT_TABLE,
-                              [p for p in staged if tuple(p["Values"]) in old_values])
-    catalog.create_partitions(glue, database, LATEST_EVENT_TABLE,
-                              [p for p in staged if tuple(p["Values"]) not in old_values])
-    catalog.delete_partitions(glue, database, LATEST_EVENT_TABLE, gone)
-
     # order_current_state mirrors order_latest_event's presence=live partitions, one per date
     live = [{**p, "Values": [p["Values"][0]]} for p in staged if p["Values"][1] == "live"]
     old_live = {v[0] for v in old_values if v[1] == "live"}
-    if previous is None:
-        catalog.put_table(glue, database, current)
-    else:
-        glue.update_table(DatabaseName=database, TableInput=current)
-    catalog.update_partitions(glue, database, CURRENT_STATE_TABLE,
-                              [p for p in live if p["Values"][0] in old_live])
-    catalog.create_partitions(glue, database, CURRENT_STATE_TABLE,
-                              [p for p in live if p["Values"][0] not in old_live])
-    catalog.delete_partitions(glue, database, CURRENT_STATE_TABLE,
-                              sorted((v[0],) for v in gone if v[1] == "live"))
-    catalog.delete_table(glue, database, STAGING_TABLE)  # the files now belong to order_latest_event
-    for name in (LATEST_EVENT_TABLE, CURRENT_STATE_TABLE, STAGING_TABLE):
+
+    if previous is None:  # the tables must exist before their partitions: created without the parameters
+        concurrently(*(lambda table=table: catalog.put_table(glue, database, table)
+                       for table in tables(dict(staging.parameters))))
+    concurrently(
+        lambda: catalog.update_partitions(glue, database, LATEST_EVENT_TABLE,
+                                          [p for p in staged if tuple(p["Values"]) in old_values]),
+        lambda: catalog.create_partitions(glue, database, LATEST_EVENT_TABLE,
+                                          [p for p in staged if tuple(p["Values"]) not in old_values]),
+        lambda: catalog.delete_partitions(glue, database, LATEST_EVENT_TABLE, gone),
+        lambda: catalog.update_partitions(glue, database, CURRENT_STATE_TABLE,
+                                          [p for p in live if p["Values"][0] in old_live]),
+        lambda: catalog.create_partitions(glue, database, CURRENT_STATE_TABLE,
+                                          [p for p in live if p["Values"][0] not in old_live]),
+        lambda: catalog.delete_partitions(glue, database, CURRENT_STATE_TABLE,
+                                          sorted((v[0],) for v in gone if v[1] == "live")),
+    )
+    for name in (LATEST_EVENT_TABLE, CURRENT_STATE_TABLE):
         session.forget_table(database, name)
+    publish = [lambda table=table: glue.update_table(DatabaseName=database, TableInput=table)
+               for table in tables({**staging.parameters, **build_parameters})]
     kept = [p for values, p in old_values.items() if values[0] not in touched]
-    return kept + staged, new_values
+    return kept + staged, new_values, publish
 
 
 def _count(engine: AthenaEngine, partitions: Iterable[dict[str, Any]]) -> tuple[int, int]:

@@ -103,8 +103,8 @@ class LocalDuckDbEngine(AthenaEngine):
 
     def _duckdb_sql(self, query: exp.Expression, params: dict[str, Any]) -> str:
         """Expose every table the query reads (pruned to the partitions its predicates allow), point the
-        query at those views, and write it as DuckDB SQL."""
-        query = query.copy()
+        query at those views, and write it as DuckDB SQL. Rewrites the parsed query in place: every caller
+        parsed it for this one run (copying a large statement's tree costs more than translating it)."""
         ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
         described: dict[tuple[str, str], GlueTable] = {}  # one statement sees one catalog state
         views: dict[tuple[str, str, str | None], str] = {}

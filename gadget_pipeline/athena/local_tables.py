@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from gadget_pipeline.athena.catalog_session import CatalogSession
 from gadget_pipeline.athena.duckdb_types import duckdb_type, quote_identifier, quote_literal
 from gadget_pipeline.athena.errors import QueryError
-from gadget_pipeline.aws import AwsTarget
+from gadget_pipeline.aws import AwsTarget, concurrently
 from gadget_pipeline.catalog import glue as catalog
 from gadget_pipeline.catalog.glue import GlueTable
 from gadget_pipeline.catalog.s3 import S3Object, as_folder, iter_objects, split_s3_url
@@ -137,18 +137,18 @@ class LocalTableCache:
         return wanted
 
     def _objects_under(self, location: str, partition_folders: dict[str, tuple[str, ...]], *, pruned: bool
-                       ) -> Iterable[tuple[str, Iterable[S3Object]]]:
+                       ) -> list[tuple[str, list[S3Object]]]:
         """One listing of the table location (or, for a few pruned partitions, of just their folders),
-        plus one per partition that lives outside the table location."""
+        plus one per partition that lives outside the table location; the listings run concurrently."""
         root = as_folder(location)
         inside = [folder for folder in partition_folders if folder.startswith(root)]
         if pruned and len(inside) <= PER_PARTITION_LISTING_LIMIT:
             folders = list(partition_folders)
         else:
             folders = [root] + [folder for folder in partition_folders if not folder.startswith(root)]
-        for folder in folders:
-            bucket, prefix = split_s3_url(folder)
-            yield bucket, self._list(bucket, prefix)
+        places = [split_s3_url(folder) for folder in folders]
+        listings = concurrently(*(lambda place=place: list(self._list(*place)) for place in places))
+        return [(bucket, objects) for (bucket, _prefix), objects in zip(places, listings, strict=True)]
 
     def _download(self, items: list[CachedObject]) -> None:
         fetched = []

@@ -25,7 +25,7 @@ from gadget_pipeline.athena.duckdb_types import (
     storage_cast,
 )
 from gadget_pipeline.athena.errors import QueryError
-from gadget_pipeline.aws import AwsTarget
+from gadget_pipeline.aws import AwsTarget, concurrently
 from gadget_pipeline.catalog import glue as catalog
 from gadget_pipeline.catalog.glue import Column, GlueTable
 from gadget_pipeline.catalog.hive_types import INTEGER_WIDTH, parse_hive_type
@@ -179,14 +179,21 @@ class ParquetWriter:
         """Upload each partition's files (to its registered folder, else a Hive folder under the table
         location) and register the partitions that are new; returns their PartitionInputs."""
         s3 = self.target.client("s3")
+
+        def upload(bucket: str, key: str, path: Path) -> None:
+            with path.open("rb") as body:
+                etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"]
+            if self.on_upload is not None:
+                self.on_upload(bucket, key, etag.strip('"'), path)
+
+        uploads = []
         for part in written:
             folder = registered.get(part.values) or _partition_location(location, keys, part.values)
             bucket, prefix = split_s3_url(as_folder(folder))
             for path in sorted(part.folder.glob("*.parquet")):
-                with path.open("rb") as body:
-                    etag = s3.put_object(Bucket=bucket, Key=prefix + path.name, Body=body)["ETag"]
-                if self.on_upload is not None:
-                    self.on_upload(bucket, prefix + path.name, etag.strip('"'), path)
+                key = prefix + path.name
+                uploads.append(lambda bucket=bucket, key=key, path=path: upload(bucket, key, path))
+        concurrently(*uploads)
         if not keys:
             return []
         shared = {key: value for key, value in descriptor.items() if key != "Location"}

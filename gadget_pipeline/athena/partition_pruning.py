@@ -32,6 +32,28 @@ def glue_partition_filter(table: exp.Table, string_keys: set[str], params: Mappi
     return " AND ".join(f"({text})" for text in pushed) or None
 
 
+def at_or_after(keys: list[str], values: list[str]) -> str:
+    """The Glue expression for "the partition tuple (keys) >= values", compared key by key -- rendered
+    exactly as glue_partition_filter renders the same SQL predicate (`k1 > v1 OR (k1 = v1 AND (...))`,
+    written that way in the .sql files), so a job that looks the partitions up itself and the engine's
+    pruning ask the catalog session the same question, and it is asked once."""
+    if not keys or len(keys) != len(values):
+        raise ValueError("at_or_after needs one value per partition key")
+
+    def condition(level: int) -> exp.Expression:
+        key, value = exp.column(keys[level]), exp.Literal.string(values[level])
+        if level == len(keys) - 1:
+            return exp.GTE(this=key, expression=value)
+        deeper = exp.Paren(this=condition(level + 1))
+        rest = exp.And(this=exp.EQ(this=key, expression=value), expression=deeper)
+        return exp.Or(this=exp.GT(this=key, expression=value.copy()), expression=exp.Paren(this=rest))
+
+    text = _translate(condition(0), "", set(keys), {})
+    if text is None:
+        raise ValueError(f"not a partition value: {values}")
+    return f"({text})"
+
+
 def _select_reading(table: exp.Table) -> exp.Select | None:
     """The SELECT whose FROM is exactly this table (no joins: then every column is this table's)."""
     parent = table.parent

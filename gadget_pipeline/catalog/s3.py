@@ -36,9 +36,11 @@ def as_folder(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def iter_objects(s3: Any, bucket: str, prefix: str) -> Iterator[S3Object]:
-    """Every object under a prefix (paginated ListObjectsV2), in key order."""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+def iter_objects(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[S3Object]:
+    """Every object under a prefix (paginated ListObjectsV2), in key order; only keys after `start_after`
+    if given (the listing then starts there: its cost follows what comes after, not what lies before)."""
+    extra = {"StartAfter": start_after} if start_after else {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **extra):
         for item in page.get("Contents", []):
             yield S3Object(item["Key"], item["Size"], item["ETag"].strip('"'), item.get("LastModified"))
 

@@ -31,25 +31,8 @@ WITH (
     partitioned_by = ARRAY['order_date', 'presence']
 ) AS
 WITH new_events AS (
-    SELECT
-        order_id,
-        customer_id,
-        product_name,
-        brand,
-        category,
-        CAST(quantity AS INTEGER) AS quantity,
-        CAST(unit_price AS DECIMAL(12, 2)) AS unit_price,
-        CAST(total_amount AS DECIMAL(14, 2)) AS total_amount,
-        currency,
-        status,
-        CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS order_ts,
-        CAST(from_iso8601_timestamp(updated_at) AS TIMESTAMP) AS updated_at,
-        event_id,
-        event_name,
-        CAST(from_iso8601_timestamp(event_ts) AS TIMESTAMP) AS event_ts,
-        sequence_number,
-        CAST(CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS DATE) AS order_date,
-        CASE WHEN coalesce(is_deleted, event_name = 'REMOVE') THEN 'removed' ELSE 'live' END AS presence
+    -- still as they landed (text): only the latest change of each changed order is cast, below
+    SELECT *
     FROM {database}.{raw_table}
     WHERE (
         year > :from_year
@@ -87,12 +70,37 @@ ranked AS (
         ) AS recency
     FROM changes
 ),
+latest AS (
+    -- each changed order's new latest event, typed as in order_current_state.sql; previous_date: where
+    -- the order was before (NULL: a new order)
+    SELECT
+        order_id,
+        customer_id,
+        product_name,
+        brand,
+        category,
+        CAST(quantity AS INTEGER) AS quantity,
+        CAST(unit_price AS DECIMAL(12, 2)) AS unit_price,
+        CAST(total_amount AS DECIMAL(14, 2)) AS total_amount,
+        currency,
+        status,
+        CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS order_ts,
+        CAST(from_iso8601_timestamp(updated_at) AS TIMESTAMP) AS updated_at,
+        event_id,
+        event_name,
+        CAST(from_iso8601_timestamp(event_ts) AS TIMESTAMP) AS event_ts,
+        sequence_number,
+        CAST(CAST(from_iso8601_timestamp(order_ts) AS TIMESTAMP) AS DATE) AS order_date,
+        CASE WHEN coalesce(is_deleted, event_name = 'REMOVE') THEN 'removed' ELSE 'live' END AS presence,
+        previous_date
+    FROM ranked
+    WHERE recency = 1
+),
 winners AS (
     SELECT
         order_id, customer_id, product_name, brand, category, quantity, unit_price, total_amount, currency,
         status, order_ts, updated_at, event_id, event_name, event_ts, sequence_number, order_date, presence
-    FROM ranked
-    WHERE recency = 1
+    FROM latest
 ),
 vacated AS (
     -- the changed orders that left a date (removed and created again with another order_ts)
@@ -100,8 +108,8 @@ vacated AS (
         order_id, customer_id, product_name, brand, category, quantity, unit_price, total_amount, currency,
         status, order_ts, updated_at, event_id, event_name, event_ts, sequence_number,
         previous_date AS order_date, 'vacated' AS presence
-    FROM ranked
-    WHERE recency = 1 AND previous_date <> order_date
+    FROM latest
+    WHERE previous_date <> order_date
 ),
 touched_dates AS (
     SELECT order_date FROM winners
