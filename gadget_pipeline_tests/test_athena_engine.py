@@ -103,7 +103,11 @@ def test_glue_partition_filters_are_exact_or_absent():
         return glue_partition_filter(next(query.find_all(exp.Table)), {"year", "hour"}, params or {})
 
     assert pushed("SELECT * FROM t WHERE year = '2024' AND (hour > :p1 OR '05' = hour) AND x = 1",
-                  {"p1": "10"}) == "(year = '2024') AND ((hour > '10') OR (hour = '05'))"
+                  {"p1": "10"}) == "year = '2024' AND (hour > '10' OR hour = '05')"
+    assert pushed("SELECT * FROM t WHERE (hour > '10' OR hour = '05') AND year = '2024'") == (
+        "(hour > '10' OR hour = '05') AND year = '2024'")
+    assert pushed("SELECT * FROM t WHERE year = '2024' OR (year = '2023' AND hour >= '10')") == (
+        "year = '2024' OR (year = '2023' AND hour >= '10')")
     assert pushed("SELECT * FROM t WHERE hour > '10' OR x = 1") is None  # OR with a data column: not exact
     assert pushed("SELECT * FROM t WHERE concat(year, hour) > '2024'") is None
     assert pushed("SELECT * FROM t WHERE hour = :p1", {"p1": "1' OR '1'='1"}) is None  # not a plain value

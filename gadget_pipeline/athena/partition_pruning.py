@@ -27,9 +27,11 @@ def glue_partition_filter(table: exp.Table, string_keys: set[str], params: Mappi
     if where is None:
         return None
     alias = table.alias_or_name.lower()
-    pushed = [text for conjunct in _conjuncts(where.this)
-              if (text := _translate(conjunct, alias, string_keys, params)) is not None]
-    return " AND ".join(f"({text})" for text in pushed) or None
+    pushed = [rendered for conjunct in _conjuncts(where.this)
+              if (rendered := _render(conjunct, alias, string_keys, params)) is not None]
+    if len(pushed) == 1:
+        return pushed[0][0]
+    return " AND ".join(_operand(rendered) for rendered in pushed) or None
 
 
 def at_or_after(keys: list[str], values: list[str]) -> str:
@@ -48,10 +50,10 @@ def at_or_after(keys: list[str], values: list[str]) -> str:
         rest = exp.And(this=exp.EQ(this=key, expression=value), expression=deeper)
         return exp.Or(this=exp.GT(this=key, expression=value.copy()), expression=exp.Paren(this=rest))
 
-    text = _translate(condition(0), "", set(keys), {})
-    if text is None:
+    rendered = _render(condition(0), "", set(keys), {})
+    if rendered is None:
         raise ValueError(f"not a partition value: {values}")
-    return f"({text})"
+    return rendered[0]
 
 
 def _select_reading(table: exp.Table) -> exp.Select | None:
@@ -70,15 +72,20 @@ def _conjuncts(condition: exp.Expression) -> list[exp.Expression]:
     return [condition]
 
 
-def _translate(node: exp.Expression, alias: str, keys: set[str], params: Mapping[str, Any]) -> str | None:
+def _render(node: exp.Expression, alias: str, keys: set[str], params: Mapping[str, Any]
+            ) -> tuple[str, bool] | None:
+    """(Glue text, whether it is an AND/OR): comparisons are written bare, compound operands in
+    parentheses -- the fewer parentheses, the cheaper the expression is to parse (moto's parser
+    slows down with every nesting level)."""
     node = node.unnest()
     if isinstance(node, (exp.And, exp.Or)):
-        left = _translate(node.left, alias, keys, params)
-        right = _translate(node.right, alias, keys, params)
+        left = _render(node.left, alias, keys, params)
+        right = _render(node.right, alias, keys, params)
         if left is None or right is None:
             # a weaker filter is still correct for AND (drop the untranslatable side), never for OR
             return (left or right) if isinstance(node, exp.And) else None
-        return f"({left}) {'AND' if isinstance(node, exp.And) else 'OR'} ({right})"
+        operator = "AND" if isinstance(node, exp.And) else "OR"
+        return f"{_operand(left)} {operator} {_operand(right)}", True
     operator = _OPERATORS.get(type(node))
     if operator is None:
         return None
@@ -88,7 +95,12 @@ def _translate(node: exp.Expression, alias: str, keys: set[str], params: Mapping
         operator = _FLIPPED[operator]
     if column is None or value is None:
         return None
-    return f"{column} {operator} '{value}'"
+    return f"{column} {operator} '{value}'", False
+
+
+def _operand(rendered: tuple[str, bool]) -> str:
+    text, compound = rendered
+    return f"({text})" if compound else text
 
 
 def _column(node: exp.Expression, alias: str, keys: set[str]) -> str | None:
