@@ -97,6 +97,8 @@ def order_current_state(
             "removed_orders": build.removed_orders or 0,
             "build_mode": build.mode,
             "build_id": build.build_id,
+            "orders_rewritten": build.rows_written or 0,
+            "order_dates_rewritten": build.dates_rewritten,
             "location": build.location,
             "raw_watermark": build.raw_watermark or "",
             "duration_seconds": round(build.duration_seconds, 3),

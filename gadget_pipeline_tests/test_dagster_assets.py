@@ -155,6 +155,8 @@ def test_whole_graph_matches_an_independent_model_and_checks_pass(
 
     materialization = result.asset_materializations_for_node("order_current_state")[0]
     assert materialization.metadata["dagster/row_count"].value == len(live)
+    assert materialization.metadata["build_mode"].value in ("full", "incremental")
+    assert materialization.metadata["orders_rewritten"].value >= len(live)  # live + removed ones
     assert date.fromisoformat(DAY_1) in {d for d in state["order_date"]}
 
 

@@ -16,15 +16,22 @@ and deletes the files that neither the new nor the previous catalog state refere
 kept for queries still reading it) -- one listing, one batched delete.
 
 * full: every raw partition (order_current_state.sql); every partition is replaced.
-* incremental: the raw partitions from (watermark - lookback_hours) on, merged with the previous state
+* incremental: the raw partitions of the lookback window (watermark - lookback_hours) on that changed
+  since the previous build listed them, and the new ones, merged with the previous state
   (order_current_state_incremental.sql). The build holds only the order_date partitions the new events
   touch (an order's date is its order_ts, which an update does not change, and lifecycle updates come
   within days of placement), so the rows written and the catalog calls follow the new events, not the
   size of the state. Untouched dates keep their files and partitions: a partition may point into an
   older build folder. The watermark is the newest raw partition registered when the previous build
-  started, stored as a table parameter. Re-reading partitions is harmless (the result is invariant under
-  duplicates), so the lookback catches objects that Firehose wrote into an earlier hour's folder after
-  that build, and partitions registered while a build ran.
+  started; with it the build stores a digest of each window partition's listing (keys and ETags), taken
+  before it read them. A window partition whose listing is unchanged has been read whole already and is
+  not read again; one that changed (Firehose wrote an object into an earlier hour's folder after that
+  build) is re-read from its start -- harmless, the result is invariant under duplicates. When nothing
+  changed, nothing is written ("unchanged").
+
+The swap publishes partitions first and the tables' parameters (watermark, digests) last, so a refresh
+that fails half-way leaves the previous watermark: the next one reads those events again instead of
+believing them merged. The catalog questions of a refresh are asked at once (CatalogSession.prefetch).
 
 Row counts come from the catalog: each partition carries its number of orders as a parameter (counted
 by one small query over the new build only, order_current_state_counts.sql), so counting never scans
