@@ -92,6 +92,7 @@ class CurrentStateBuild:
     dates_rewritten: int = 0  # order_date partitions written by this build
     dates_total: int = 0  # order_date partitions of the state after it
     rows_written: int | None = None  # rows (live + removed orders) this build wrote
+    query_seconds: float = 0.0  # of duration_seconds: the engine's statements (the build, its row counts)
 
 
 def raw_table_name(outputs: dict[str, str]) -> str:
@@ -173,6 +174,7 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
     location = f"{state_root(engine)}{build_id}/"
     names = {"database": database, "target_table": STAGING_TABLE, "target_location": location,
              "raw_table": raw_table}
+    querying = time.monotonic()
     if start is None:
         _create_staging(engine, session, "order_current_state", names)
     else:
@@ -191,6 +193,7 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
         for day, presence, orders in rows:
             if presence != VACATED_PRESENCE:
                 written[(str(day), str(presence))] = int(orders)
+    query_seconds = time.monotonic() - querying
     old = session.partition_inputs_of(database, LATEST_EVENT_TABLE) if previous else []
     parameters = {BUILD_PARAMETER: build_id, RAW_SEEN_PARAMETER: seen_parameter,
                   **({WATERMARK_PARAMETER: watermark} if watermark else {})}
@@ -212,6 +215,7 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
         dates_rewritten=len({values[0] for values in staged}),
         dates_total=len({p["Values"][0] for p in partitions}),
         rows_written=sum(n for n in written.values() if n is not None) if written else None,
+        query_seconds=query_seconds,
     )
 
 
