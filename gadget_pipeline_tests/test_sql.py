@@ -232,20 +232,33 @@ def test_a_refresh_asks_the_catalog_each_question_once_and_drops_a_left_over_sta
     def record(params, model, **_kwargs) -> None:
         asked.append((model.name, params.get("TableName") or params.get("Name", "")))
 
+    listed: list[tuple[str, str]] = []
+
+    def record_listing(params, **_kwargs) -> None:
+        listed.append((params["Prefix"], params.get("StartAfter", "")))
+
     glue = aws.client("glue")
-    glue.meta.events.register("before-parameter-build.glue.GetTable", record)
-    glue.meta.events.register("before-parameter-build.glue.GetPartitions", record)
+    events = [(glue, "before-parameter-build.glue.GetTable", record),
+              (glue, "before-parameter-build.glue.GetPartitions", record),
+              (s3, "before-parameter-build.s3.ListObjectsV2", record_listing)]
+    for client, event, handler in events:
+        client.meta.events.register(event, handler)
     try:
         incremental = refresh_order_current_state(engine)
     finally:
-        glue.meta.events.unregister("before-parameter-build.glue.GetTable", record)
-        glue.meta.events.unregister("before-parameter-build.glue.GetPartitions", record)
+        for client, event, handler in events:
+            client.meta.events.unregister(event, handler)
 
     assert incremental.mode == "incremental"
     assert_matches_model(engine, [e for _, _, batch in CHANGES for e in batch] + [update])
-    assert len(asked) == len(set(asked)), asked  # the watermark lookup and the engine share one listing
+    assert len(asked) == len(set(asked)), asked  # the watermark lookup and the engine share one answer
     assert ("GetPartitions", RAW_TABLE) in asked
     assert catalog.get_table(glue, database, STAGING_TABLE) is None
+    # the raw window (hours 11..13) is listed once, from its first hour folder on; not folder by folder
+    raw_listings = [entry for entry in listed if entry[0].startswith("raw/")]
+    window_start = "raw/gadget_orders_cdc/year=2024/month=05/day=01/hour=11"
+    assert raw_listings == [("raw/gadget_orders_cdc/", window_start)]
+    assert len(listed) == len(set(listed)), listed
 
 
 def test_a_refresh_without_new_raw_objects_writes_nothing_and_a_late_one_is_read(aws, deployed, engine):
