@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -279,6 +280,27 @@ def test_a_refresh_without_new_raw_objects_writes_nothing_and_a_late_one_is_read
     caught = crawl_and_build(aws, engine)
     assert (caught.mode, caught.from_partition) == ("incremental", "2024/05/01/11")
     assert_matches_model(engine, [e for _, _, batch in CHANGES for e in batch] + [late])
+
+
+class EngineOutsideTheSession(LocalDuckDbEngine):
+    """Like Athena: the engine registers tables itself and never tells the refresh's catalog session."""
+
+    @contextmanager
+    def using(self, session):
+        yield session
+
+
+def test_refreshes_work_when_the_engine_registers_tables_behind_the_session(aws, deployed, tmp_path):
+    s3, bucket = aws.client("s3"), deployed["BucketName"]
+    for hour, name, events in CHANGES:
+        put_raw_object(s3, bucket, hour, name, events)
+    update = raw_event("o1", 130, status="DELIVERED")
+    with EngineOutsideTheSession(aws, deployed, cache_dir=tmp_path / "cache") as engine:
+        first = crawl_and_build(aws, engine)
+        put_raw_object(s3, bucket, "2024-05-01T13", "i", [update])
+        incremental = crawl_and_build(aws, engine)
+        assert (first.mode, incremental.mode) == ("full", "incremental")
+        assert_matches_model(engine, [e for _, _, batch in CHANGES for e in batch] + [update])
 
 
 def build_folders(s3, bucket: str) -> set[str]:
