@@ -89,6 +89,28 @@ def test_changed_objects_are_read_again_and_unregistered_partitions_are_not_read
     assert sorted(orders) == ["o1", "o1", "o2", "o9"]
 
 
+def test_a_malformed_json_line_fails_the_query_like_athena_unless_the_table_ignores_it(aws, engine, raw):
+    s3, bucket = aws.client("s3"), raw["BucketName"]
+    key = hour_prefix("2024-05-01T10") + "torn"
+    torn = b'{"order_id": "o7", "sequence_number": "7"}\n{"order_id": "o8"\n'  # the 2nd line is cut off
+    s3.put_object(Bucket=bucket, Key=key, Body=torn)
+    with pytest.raises(QueryError) as failure:
+        engine.query("SELECT order_id FROM gadget_orders_cdc")
+    message = str(failure.value)
+    assert message.startswith("query failed: ") and "\n" not in message
+    assert f"s3://{bucket}/{key}" in message  # the S3 object, not the engine's cached copy
+
+    # Athena's JSON SerDe reads such a line as a row of NULLs when the table says so
+    glue = aws.client("glue")
+    table = glue.get_table(DatabaseName=raw["GlueDatabaseName"], Name=RAW_TABLE)["Table"]
+    descriptor = table["StorageDescriptor"]
+    descriptor["SerdeInfo"]["Parameters"]["ignore.malformed.json"] = "true"
+    glue.update_table(DatabaseName=raw["GlueDatabaseName"],
+                      TableInput=catalog.table_input(table, StorageDescriptor=descriptor))
+    orders = engine.query("SELECT order_id FROM gadget_orders_cdc")["order_id"]
+    assert sorted(orders.dropna()) == ["o1", "o1", "o2", "o7"] and orders.isna().sum() == 1
+
+
 def test_partition_predicates_prune_through_the_glue_catalog(aws, engine, raw, tmp_path):
     frame = engine.query("SELECT order_id FROM gadget_orders_cdc WHERE hour >= :hour AND order_id <> 'x'",
                          {"hour": "11"})

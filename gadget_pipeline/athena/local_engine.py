@@ -12,7 +12,8 @@ properties when writing DuckDB SQL, so they are read from the parsed statement f
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,16 @@ class LocalDuckDbEngine(AthenaEngine):
         relation = self._relation(self._duckdb_sql(statement, params), params)
         columns = zip(relation.columns, relation.types, strict=True)
         types = {name: athena_type_name(kind) for name, kind in columns}
-        return normalize_frame(relation.to_arrow_table().to_pandas(), types)
+        with self._query_errors():  # the relation runs here
+            rows = relation.to_arrow_table()
+        return normalize_frame(rows.to_pandas(), types)
 
     def execute(self, sql: str, parameters: Parameters = None) -> None:
         statement, params = self._parse(sql, parameters)
         if isinstance(statement, exp.Query):
-            self._relation(self._duckdb_sql(statement, params), params).fetchall()
+            relation = self._relation(self._duckdb_sql(statement, params), params)
+            with self._query_errors():
+                relation.fetchall()
             return
         self._execute_statement(statement, params)
 
@@ -133,8 +138,16 @@ class LocalDuckDbEngine(AthenaEngine):
         except SqlglotError as error:
             raise QueryError(f"cannot translate the SQL for DuckDB: {error}") from None
 
-    def _relation(self, duckdb_sql: str, params: dict[str, Any]) -> Any:
+    @contextmanager
+    def _query_errors(self) -> Iterator[None]:
+        """DuckDB's errors as one QueryError line, naming S3 objects rather than their cached copies."""
         try:
+            yield
+        except duckdb.Error as error:
+            raise QueryError(f"query failed: {self.tables.in_s3_terms(_first_line(error))}") from None
+
+    def _relation(self, duckdb_sql: str, params: dict[str, Any]) -> Any:
+        with self._query_errors():
             relation = self.connection.sql(duckdb_sql, params=params or None)
             columns = zip(relation.columns, relation.types, strict=True)
             casts = {name: storage_cast(kind) for name, kind in columns}
@@ -144,13 +157,11 @@ class LocalDuckDbEngine(AthenaEngine):
                 relation = self.connection.sql(f"SELECT * REPLACE ({replace}) FROM ({duckdb_sql})",  # noqa: S608
                                                params=params or None)
             return relation
-        except duckdb.Error as error:
-            raise QueryError(f"query failed: {_first_line(error)}") from None
 
     # ------------------------------------------------------------------ statements that write
 
     def _execute_statement(self, statement: exp.Expression, params: dict[str, Any]) -> None:
-        try:
+        with self._query_errors():
             if isinstance(statement, exp.Create) and statement.kind == "TABLE":
                 if statement.expression is not None:
                     self._create_table_as(statement, params)
@@ -164,8 +175,6 @@ class LocalDuckDbEngine(AthenaEngine):
                 kind = statement.key.upper()
                 raise QueryError(f"the local engine does not run {kind} statements (supported: SELECT, "
                                  "CREATE TABLE AS, INSERT INTO, DROP TABLE, CREATE EXTERNAL TABLE)")
-        except duckdb.Error as error:
-            raise QueryError(f"query failed: {_first_line(error)}") from None
 
     def _target_name(self, table: exp.Expression) -> tuple[str, str]:
         if isinstance(table, exp.Schema):

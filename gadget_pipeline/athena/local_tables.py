@@ -36,6 +36,7 @@ from gadget_pipeline.catalog.s3 import S3Object, as_folder, iter_objects, split_
 
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:+-]*")  # partition values that survive a folder name unchanged
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_QUOTED = re.compile(r'"([^"]+)"')
 MAX_JSON_OBJECT_BYTES = 16 * 1024 * 1024
 PER_PARTITION_LISTING_LIMIT = 24  # pruned to at most this many partitions: list their folders only
 
@@ -59,6 +60,7 @@ class LocalTableCache:
         self.cache_dir = cache_dir
         self.download_workers = download_workers
         self._fingerprints: dict[tuple[str, str], str] = {}
+        self._origins: dict[str, str] = {}  # cached file -> the S3 object it copies, for error messages
 
     def describe(self, database: str, name: str) -> GlueTable:
         session = self.session_of()
@@ -134,7 +136,12 @@ class LocalTableCache:
                                    for key, value in zip(table.partition_keys, values, strict=True))
                         wanted.append(_cached(bucket, obj, table_dir.joinpath(*folders)))
         self._download([item for item in wanted if not item.path.exists()])
+        self._origins.update((str(item.path), f"s3://{item.bucket}/{item.key}") for item in wanted)
         return wanted
+
+    def in_s3_terms(self, text: str) -> str:
+        """A DuckDB message with each quoted cache path replaced by the S3 object it holds."""
+        return _QUOTED.sub(lambda match: f'"{self._origins.get(match.group(1), match.group(1))}"', text)
 
     def _objects_under(self, location: str, partition_folders: dict[str, tuple[str, ...]], *, pruned: bool
                        ) -> list[tuple[str, list[S3Object]]]:
@@ -234,8 +241,11 @@ def _view_sql(table: GlueTable, files: list[str]) -> str:
     if table.storage_format == "json":
         columns = "{" + ", ".join(f"{quote_literal(c.name)}: {quote_literal(duckdb_type(c.type))}"
                                   for c in table.columns) + "}"
+        # like Athena's JSON SerDe: a line that is not a JSON object fails the query, unless the table
+        # says to read it as a row of NULLs (SerDe parameter ignore.malformed.json = true)
+        lenient = table.serde_parameters.get("ignore.malformed.json", "").lower() == "true"
         source = (f"read_json({file_list}, format='newline_delimited', columns={columns}, "
-                  f"ignore_errors=true, maximum_object_size={MAX_JSON_OBJECT_BYTES}{hive})")
+                  f"ignore_errors={str(lenient).lower()}, maximum_object_size={MAX_JSON_OBJECT_BYTES}{hive})")
     else:
         source = f"read_parquet({file_list}, union_by_name=true{hive})"
     return f"SELECT {select} FROM {source}"  # noqa: S608 (names quoted, paths are our cache files)

@@ -67,6 +67,10 @@ class GlueTable:
         """Data columns then partition columns: the order Athena shows them in."""
         return self.columns + self.partition_keys
 
+    @property
+    def serde_parameters(self) -> dict[str, str]:
+        return dict(self.raw.get("StorageDescriptor", {}).get("SerdeInfo", {}).get("Parameters", {}))
+
     @classmethod
     def from_glue(cls, table: dict[str, Any]) -> GlueTable:
         descriptor = table.get("StorageDescriptor", {})
