@@ -4,7 +4,10 @@ catalog state Athena would leave, errors), the AWS one without AWS (lazy, parame
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,6 +18,7 @@ from gadget_pipeline.athena import QueryError, SqlParameterError, engine_for
 from gadget_pipeline.athena.aws_engine import AwsAthenaEngine
 from gadget_pipeline.athena.cli import render
 from gadget_pipeline.athena.local_engine import LocalDuckDbEngine
+from gadget_pipeline.athena.local_tables import IDLE_SECONDS
 from gadget_pipeline.athena.partition_pruning import glue_partition_filter
 from gadget_pipeline.athena.sql_text import athena_literal, bind_parameters
 from gadget_pipeline.aws import AwsTarget
@@ -109,6 +113,35 @@ def test_a_malformed_json_line_fails_the_query_like_athena_unless_the_table_igno
                       TableInput=catalog.table_input(table, StorageDescriptor=descriptor))
     orders = engine.query("SELECT order_id FROM gadget_orders_cdc")["order_id"]
     assert sorted(orders.dropna()) == ["o1", "o1", "o2", "o7"] and orders.isna().sum() == 1
+
+
+def cached_files(cache: Path) -> list[Path]:
+    return sorted(path for path in cache.rglob("*") if path.is_file())
+
+
+def test_the_cache_drops_copies_of_deleted_objects_and_idle_folders(aws, deployed, raw, tmp_path):
+    s3, bucket, cache = aws.client("s3"), raw["BucketName"], tmp_path / "cache"
+    with engine_for(aws, deployed, cache_dir=cache) as engine:
+        assert len(engine.query("SELECT * FROM gadget_orders_cdc")) == 3
+        assert len(cached_files(cache)) == 2
+        s3.delete_object(Bucket=bucket, Key=hour_prefix("2024-05-01T10") + "a")
+        assert sorted(engine.query("SELECT order_id FROM gadget_orders_cdc")["order_id"]) == ["o1", "o2"]
+        remaining = cached_files(cache)
+        assert len(remaining) == 1 and remaining[0].name.endswith("b.gz")  # the deleted object's copy went
+
+    # a table folder nobody used for a while and an old read-back copy go with the next engine's first read
+    idle, read_back = cache / "0123456789abcdef", cache / "written" / "0123-etag"
+    (idle / "hour=09").mkdir(parents=True)
+    (idle / "hour=09" / "old.json").write_text("{}")
+    read_back.parent.mkdir(parents=True, exist_ok=True)
+    read_back.write_text("parquet")
+    long_ago = time.time() - IDLE_SECONDS - 60
+    for path in (read_back, idle):
+        os.utime(path, (long_ago, long_ago))
+    with engine_for(aws, deployed, cache_dir=cache) as engine:
+        assert len(engine.query("SELECT * FROM gadget_orders_cdc")) == 2
+    assert not idle.exists() and not read_back.exists()
+    assert len(cached_files(cache)) == 1  # the table just read keeps its copy
 
 
 def test_partition_predicates_prune_through_the_glue_catalog(aws, engine, raw, tmp_path):

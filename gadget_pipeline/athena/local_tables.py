@@ -9,15 +9,22 @@ Objects are fetched with boto3 (no s3fs, no DuckDB httpfs) into a cache folder k
 out as `<table>/<k1>=<v1>/.../<file>` from the Glue values so DuckDB's Hive partitioning yields them --
 and prunes files by partition predicates before reading them. A changed object gets a new ETag and is
 fetched again; an unchanged one is never fetched twice.
+
+The cache mirrors what is read, so it does not grow without end in a long `make dev` session (every
+refresh writes new Parquet and deletes older builds): a read drops the copies, in the folders it lists,
+of objects that are gone or changed; and once per engine, table folders no statement used for
+IDLE_SECONDS (a finished build's staging table) and read-back copies older than that are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +46,8 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _QUOTED = re.compile(r'"([^"]+)"')
 MAX_JSON_OBJECT_BYTES = 16 * 1024 * 1024
 PER_PARTITION_LISTING_LIMIT = 24  # pruned to at most this many partitions: list their folders only
+IDLE_SECONDS = 15 * 60  # a table folder unused this long, or a read-back copy this old, is removed
+WRITTEN = "written"  # the cache folder of files this engine uploaded (read back without a download)
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class LocalTableCache:
         self.download_workers = download_workers
         self._fingerprints: dict[tuple[str, str], str] = {}
         self._origins: dict[str, str] = {}  # cached file -> the S3 object it copies, for error messages
+        self._swept = False
 
     def describe(self, database: str, name: str) -> GlueTable:
         session = self.session_of()
@@ -100,7 +110,7 @@ class LocalTableCache:
 
     def _stored(self, bucket: str, key: str, etag: str) -> Path:
         key_hash = hashlib.sha1(f"{bucket}/{key}".encode()).hexdigest()[:16]  # noqa: S324 (a name)
-        return self.cache_dir / "written" / f"{key_hash}-{_SAFE_NAME.sub('_', etag)[:40]}"
+        return self.cache_dir / WRITTEN / f"{key_hash}-{_SAFE_NAME.sub('_', etag)[:40]}"
 
     def forget(self, database: str, name: str) -> None:
         if (session := self.session_of()) is not None:
@@ -116,8 +126,12 @@ class LocalTableCache:
             self.target.client("s3"), bucket, prefix)
 
     def _local_files(self, table: GlueTable, partition_filter: str | None) -> list[CachedObject]:
-        table_dir = self.cache_dir / hashlib.sha1(table.location.encode()).hexdigest()[:16]  # noqa: S324
+        self._sweep_idle()
+        # tables sharing a location but not a layout (order_latest_event, order_current_state) get their own
+        identity = f"{table.location}|{','.join(key.name for key in table.partition_keys)}"
+        table_dir = self.cache_dir / hashlib.sha1(identity.encode()).hexdigest()[:16]  # noqa: S324
         wanted: list[CachedObject] = []
+        listed = [table_dir]  # the local folders whose every object the listings below saw
         if not table.partition_keys:
             bucket, prefix = split_s3_url(as_folder(table.location))
             for obj in _data_objects(self._list(bucket, prefix)):
@@ -128,6 +142,10 @@ class LocalTableCache:
                 catalog.get_partitions(self.target.client("glue"), *where, expression=partition_filter)
             by_folder = {as_folder(p.location): p.values for p in partitions}
             pruned = bool(partition_filter)
+            if pruned:
+                listed = [table_dir.joinpath(*(_hive_folder(key.name, value) for key, value
+                                               in zip(table.partition_keys, p.values, strict=True)))
+                          for p in partitions]
             for bucket, objects in self._objects_under(table.location, by_folder, pruned=pruned):
                 for obj in _data_objects(objects):
                     values = _partition_of(f"s3://{bucket}/{obj.key}", by_folder)
@@ -137,7 +155,32 @@ class LocalTableCache:
                         wanted.append(_cached(bucket, obj, table_dir.joinpath(*folders)))
         self._download([item for item in wanted if not item.path.exists()])
         self._origins.update((str(item.path), f"s3://{item.bucket}/{item.key}") for item in wanted)
+        _remove_unlisted(listed, {str(item.path) for item in wanted})
+        if table_dir.is_dir():
+            os.utime(table_dir)  # in use: not idle
         return wanted
+
+    def _sweep_idle(self) -> None:
+        """Once per engine: remove table folders unused for IDLE_SECONDS and read-back copies older than
+        that (by then the tables that read them hold their own links, or the objects are gone)."""
+        if self._swept:
+            return
+        self._swept = True
+        cutoff = time.time() - IDLE_SECONDS
+        try:
+            entries = list(os.scandir(self.cache_dir))
+        except OSError:  # no cache yet
+            return
+        for entry in entries:
+            try:
+                if entry.name == WRITTEN:
+                    for item in os.scandir(entry.path):
+                        if item.is_file() and item.stat().st_mtime < cutoff:
+                            os.unlink(item.path)
+                elif entry.is_dir() and entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:  # another engine removed it first
+                continue
 
     def in_s3_terms(self, text: str) -> str:
         """A DuckDB message with each quoted cache path replaced by the S3 object it holds."""
@@ -193,6 +236,18 @@ def _link_or_copy(source: Path, target: Path) -> None:
     except OSError:  # another file system, or no hard links
         shutil.copyfile(source, partial)
     partial.replace(target)  # atomic: a reader never sees half a file
+
+
+def _remove_unlisted(folders: list[Path], wanted: set[str]) -> None:
+    """Delete the cached files under these folders that the listings did not want: copies of objects that
+    are gone or changed (a download in progress, `*.part`, is left alone)."""
+    for folder in folders:
+        for root, _dirs, files in os.walk(folder):
+            for name in files:
+                path = os.path.join(root, name)
+                if path not in wanted and not name.endswith(".part"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
 
 
 def _data_objects(objects: Iterable[S3Object]) -> Iterable[S3Object]:
