@@ -144,6 +144,22 @@ def test_the_cache_drops_copies_of_deleted_objects_and_idle_folders(aws, deploye
     assert len(cached_files(cache)) == 1  # the table just read keeps its copy
 
 
+def test_a_statement_whose_cached_copy_vanishes_mid_way_runs_once_more(aws, engine, raw, monkeypatch):
+    assert len(engine.query("SELECT * FROM gadget_orders_cdc")) == 3
+    expose, vanished = engine.tables.expose, []
+
+    def expose_then_lose_a_copy(*args, **kwargs):  # another engine trims the cache after this one listed
+        view = expose(*args, **kwargs)
+        if not vanished:
+            vanished.append(cached_files(engine.tables.cache_dir)[0])
+            vanished[0].unlink()
+        return view
+
+    monkeypatch.setattr(engine.tables, "expose", expose_then_lose_a_copy)
+    assert len(engine.query("SELECT * FROM gadget_orders_cdc")) == 3
+    assert vanished and vanished[0].exists()  # fetched again by the second run of the statement
+
+
 def test_partition_predicates_prune_through_the_glue_catalog(aws, engine, raw, tmp_path):
     frame = engine.query("SELECT order_id FROM gadget_orders_cdc WHERE hour >= :hour AND order_id <> 'x'",
                          {"hour": "11"})

@@ -45,6 +45,11 @@ from gadget_pipeline.catalog.hive_types import HiveTypeError, parse_hive_type
 from gadget_pipeline.catalog.s3 import as_folder
 
 
+class CachedCopyVanished(QueryError):
+    """A cached copy the statement was reading was removed meanwhile (the cache is shared by processes
+    and trimmed by them): the statement is run once more, which fetches the copy again."""
+
+
 class LocalDuckDbEngine(AthenaEngine):
     def __init__(
         self,
@@ -73,6 +78,18 @@ class LocalDuckDbEngine(AthenaEngine):
     # ------------------------------------------------------------------ the interface
 
     def query(self, sql: str, parameters: Parameters = None) -> pd.DataFrame:
+        try:
+            return self._query(sql, parameters)
+        except CachedCopyVanished:  # another engine trimmed the cache mid-statement: fetched again
+            return self._query(sql, parameters)
+
+    def execute(self, sql: str, parameters: Parameters = None) -> None:
+        try:
+            self._execute(sql, parameters)
+        except CachedCopyVanished:  # nothing was uploaded or registered yet: the statement runs again
+            self._execute(sql, parameters)
+
+    def _query(self, sql: str, parameters: Parameters) -> pd.DataFrame:
         statement, params = self._parse(sql, parameters)
         if not isinstance(statement, exp.Query):
             self._execute_statement(statement, params)
@@ -84,7 +101,7 @@ class LocalDuckDbEngine(AthenaEngine):
             rows = relation.to_arrow_table()
         return normalize_frame(rows.to_pandas(), types)
 
-    def execute(self, sql: str, parameters: Parameters = None) -> None:
+    def _execute(self, sql: str, parameters: Parameters) -> None:
         statement, params = self._parse(sql, parameters)
         if isinstance(statement, exp.Query):
             relation = self._relation(self._duckdb_sql(statement, params), params)
@@ -144,7 +161,10 @@ class LocalDuckDbEngine(AthenaEngine):
         try:
             yield
         except duckdb.Error as error:
-            raise QueryError(f"query failed: {self.tables.in_s3_terms(_first_line(error))}") from None
+            message = f"query failed: {self.tables.in_s3_terms(_first_line(error))}"
+            if isinstance(error, duckdb.IOException) and self.tables.lost_a_copy(str(error)):
+                raise CachedCopyVanished(message) from None
+            raise QueryError(message) from None
 
     def _relation(self, duckdb_sql: str, params: dict[str, Any]) -> Any:
         with self._query_errors():

@@ -14,6 +14,8 @@ The cache mirrors what is read, so it does not grow without end in a long `make 
 refresh writes new Parquet and deletes older builds): a read drops the copies, in the folders it lists,
 of objects that are gone or changed; and once per engine, table folders no statement used for
 IDLE_SECONDS (a finished build's staging table) and read-back copies older than that are removed.
+Engines of several processes share the cache: a statement whose copy another one removed mid-way is run
+once more by the engine (it fetches the copy again, as long as the object still exists).
 """
 
 from __future__ import annotations
@@ -181,6 +183,10 @@ class LocalTableCache:
                     shutil.rmtree(entry.path, ignore_errors=True)
             except OSError:  # another engine removed it first
                 continue
+
+    def lost_a_copy(self, text: str) -> bool:
+        """Does a DuckDB message name a cached copy that no longer exists?"""
+        return any(path in self._origins and not os.path.exists(path) for path in _QUOTED.findall(text))
 
     def in_s3_terms(self, text: str) -> str:
         """A DuckDB message with each quoted cache path replaced by the S3 object it holds."""
