@@ -182,10 +182,15 @@ def test_current_state_matches_the_model_with_changes_duplicates_and_reordering(
     assert table.location.startswith(deployed["CuratedLocation"] + "order_current_state/")
 
 
-def test_incremental_refresh_equals_a_full_rebuild_and_reads_only_new_partitions(aws, deployed, engine):
-    s3, bucket = aws.client("s3"), deployed["BucketName"]
+def put_changes(s3, bucket: str) -> None:
+    """The raw objects of CHANGES, uncompressed."""
     for hour, name, events in CHANGES:
         put_raw_object(s3, bucket, hour, name, events)
+
+
+def test_incremental_refresh_equals_a_full_rebuild_and_reads_only_new_partitions(aws, deployed, engine):
+    s3, bucket = aws.client("s3"), deployed["BucketName"]
+    put_changes(s3, bucket)
     first = crawl_and_build(aws, engine)
     later = [
         ("2024-05-01T13", "i", [raw_event("o1", 130, status="DELIVERED", quantity=2),
@@ -218,8 +223,7 @@ def test_incremental_refresh_equals_a_full_rebuild_and_reads_only_new_partitions
 def test_a_refresh_asks_the_catalog_each_question_once_and_drops_a_left_over_staging_table(
         aws, deployed, engine):
     s3, bucket, database = aws.client("s3"), deployed["BucketName"], deployed["GlueDatabaseName"]
-    for hour, name, events in CHANGES:
-        put_raw_object(s3, bucket, hour, name, events)
+    put_changes(s3, bucket)
     crawl_and_build(aws, engine)
     update = raw_event("o1", 130, status="DELIVERED")
     put_raw_object(s3, bucket, "2024-05-01T13", "i", [update])
@@ -264,8 +268,7 @@ def test_a_refresh_asks_the_catalog_each_question_once_and_drops_a_left_over_sta
 
 def test_a_refresh_without_new_raw_objects_writes_nothing_and_a_late_one_is_read(aws, deployed, engine):
     s3, bucket = aws.client("s3"), deployed["BucketName"]
-    for hour, name, events in CHANGES:
-        put_raw_object(s3, bucket, hour, name, events)
+    put_changes(s3, bucket)
     first = crawl_and_build(aws, engine)
     before = partition_objects(aws, deployed, LATEST_EVENT_TABLE)
 
@@ -292,8 +295,7 @@ class EngineOutsideTheSession(LocalDuckDbEngine):
 
 def test_refreshes_work_when_the_engine_registers_tables_behind_the_session(aws, deployed, tmp_path):
     s3, bucket = aws.client("s3"), deployed["BucketName"]
-    for hour, name, events in CHANGES:
-        put_raw_object(s3, bucket, hour, name, events)
+    put_changes(s3, bucket)
     update = raw_event("o1", 130, status="DELIVERED")
     with EngineOutsideTheSession(aws, deployed, cache_dir=tmp_path / "cache") as engine:
         first = crawl_and_build(aws, engine)

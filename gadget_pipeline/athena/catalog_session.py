@@ -117,8 +117,7 @@ class CatalogSession:
             with self._lock:
                 held = self._listings.setdefault((bucket, prefix, start_after), listed)
         with self._lock:
-            found = [obj for key, obj in held.items()
-                     if key.startswith(prefix) and (start_after is None or key > start_after)]
+            found = [obj for key, obj in held.items() if _listed_by(prefix, start_after, key)]
         return sorted(found, key=lambda obj: obj.key)
 
     def has_objects(self, bucket: str, prefix: str) -> bool:
@@ -143,8 +142,7 @@ class CatalogSession:
         """An object this job just put: added to the listings held that cover it."""
         with self._lock:
             for (held_bucket, held_prefix, held_after), objects in self._listings.items():
-                covers = key.startswith(held_prefix) and (held_after is None or key > held_after)
-                if held_bucket == bucket and covers:
+                if held_bucket == bucket and _listed_by(held_prefix, held_after, key):
                     objects[key] = S3Object(key=key, size=size, etag=etag)
 
     def objects_deleted(self, bucket: str, keys: list[str]) -> None:
@@ -153,3 +151,8 @@ class CatalogSession:
                 if held_bucket == bucket:
                     for key in keys:
                         objects.pop(key, None)
+
+
+def _listed_by(prefix: str, start_after: str | None, key: str) -> bool:
+    """Would a listing of `prefix` (after `start_after`) return `key`?"""
+    return key.startswith(prefix) and (start_after is None or key > start_after)

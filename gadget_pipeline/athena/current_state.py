@@ -202,7 +202,7 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
     # last, at once: the tables' new parameters, the staging entry dropped (its files now belong to
     # order_latest_event), and the files that no partition holds deleted
     keep = [p["StorageDescriptor"]["Location"] for p in old + partitions]
-    concurrently(*publish, lambda: _drop_staging(engine, session),
+    concurrently(*publish, lambda: _drop_table(engine, session, STAGING_TABLE),
                  lambda: _delete_unreferenced(engine, session, keep=keep))
 
     live = removed = None
@@ -278,7 +278,7 @@ def _create_staging(engine: AthenaEngine, session: CatalogSession, sql_file: str
     """The build's CTAS into the staging table. A staging entry left by a build that failed half-way is
     dropped first (catalog only: its files are unreferenced and go with the next clean-up)."""
     if session.get_table(engine.database, STAGING_TABLE) is not None:
-        _drop_staging(engine, session)
+        _drop_table(engine, session, STAGING_TABLE)
     engine.run_sql_file(sql_file, **params)
     if session.get_table(engine.database, STAGING_TABLE) is None:
         # Athena registered the table itself: the session's answer from before the build is stale (the
@@ -286,17 +286,16 @@ def _create_staging(engine: AthenaEngine, session: CatalogSession, sql_file: str
         session.forget_table(engine.database, STAGING_TABLE)
 
 
-def _drop_staging(engine: AthenaEngine, session: CatalogSession) -> None:
-    catalog.delete_table(engine.target.client("glue"), engine.database, STAGING_TABLE)
-    session.table_dropped(engine.database, STAGING_TABLE)
+def _drop_table(engine: AthenaEngine, session: CatalogSession, name: str) -> None:
+    """Delete a table's catalog entry only (its files go with the clean-up); the session knows it gone."""
+    catalog.delete_table(engine.target.client("glue"), engine.database, name)
+    session.table_dropped(engine.database, name)
 
 
 def _drop_old_layout(engine: AthenaEngine, session: CatalogSession) -> None:
-    """Forget the catalog entries of a build of an earlier layout (its files go with the clean-up)."""
-    glue = engine.target.client("glue")
+    """Drop the catalog entries of a build of an earlier layout."""
     for name in (LATEST_EVENT_TABLE, CURRENT_STATE_TABLE):
-        catalog.delete_table(glue, engine.database, name)
-        session.forget_table(engine.database, name)
+        _drop_table(engine, session, name)
 
 
 def _swap_in(engine: AthenaEngine, session: CatalogSession, build_parameters: dict[str, str],

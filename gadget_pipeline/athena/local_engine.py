@@ -12,10 +12,10 @@ properties when writing DuckDB SQL, so they are read from the parsed statement f
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
@@ -43,6 +43,8 @@ from gadget_pipeline.catalog import glue as catalog
 from gadget_pipeline.catalog.glue import Column, GlueTable
 from gadget_pipeline.catalog.hive_types import HiveTypeError, parse_hive_type
 from gadget_pipeline.catalog.s3 import as_folder
+
+T = TypeVar("T")
 
 
 class CachedCopyVanished(QueryError):
@@ -78,16 +80,10 @@ class LocalDuckDbEngine(AthenaEngine):
     # ------------------------------------------------------------------ the interface
 
     def query(self, sql: str, parameters: Parameters = None) -> pd.DataFrame:
-        try:
-            return self._query(sql, parameters)
-        except CachedCopyVanished:  # another engine trimmed the cache mid-statement: fetched again
-            return self._query(sql, parameters)
+        return _once_more_if_a_copy_vanished(self._query, sql, parameters)
 
     def execute(self, sql: str, parameters: Parameters = None) -> None:
-        try:
-            self._execute(sql, parameters)
-        except CachedCopyVanished:  # nothing was uploaded or registered yet: the statement runs again
-            self._execute(sql, parameters)
+        _once_more_if_a_copy_vanished(self._execute, sql, parameters)
 
     def _query(self, sql: str, parameters: Parameters) -> pd.DataFrame:
         statement, params = self._parse(sql, parameters)
@@ -327,6 +323,15 @@ def _column_of(definition: exp.ColumnDef) -> Column:
         return Column(sql_identifier(definition.name.lower(), "column name"), parse_hive_type(text).render())
     except HiveTypeError as error:
         raise QueryError(f"column {definition.name}: {error}") from None
+
+
+def _once_more_if_a_copy_vanished(run: Callable[[str, Parameters], T], sql: str, parameters: Parameters) -> T:
+    """Another engine trimmed the shared cache mid-statement: run it again (it fetches the copy again;
+    nothing was uploaded or registered before the failure, so a write statement may run again too)."""
+    try:
+        return run(sql, parameters)
+    except CachedCopyVanished:
+        return run(sql, parameters)
 
 
 def _first_line(error: Exception) -> str:

@@ -40,7 +40,7 @@ from gadget_pipeline.athena.duckdb_types import duckdb_type, quote_identifier, q
 from gadget_pipeline.athena.errors import QueryError
 from gadget_pipeline.aws import AwsTarget, concurrently
 from gadget_pipeline.catalog import glue as catalog
-from gadget_pipeline.catalog.glue import GlueTable
+from gadget_pipeline.catalog.glue import Column, GlueTable
 from gadget_pipeline.catalog.s3 import S3Object, as_folder, iter_objects, split_s3_url
 
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:+-]*")  # partition values that survive a folder name unchanged
@@ -145,16 +145,13 @@ class LocalTableCache:
             by_folder = {as_folder(p.location): p.values for p in partitions}
             pruned = bool(partition_filter)
             if pruned:
-                listed = [table_dir.joinpath(*(_hive_folder(key.name, value) for key, value
-                                               in zip(table.partition_keys, p.values, strict=True)))
-                          for p in partitions]
+                listed = [_partition_folder(table_dir, table.partition_keys, p.values) for p in partitions]
             for bucket, objects in self._objects_under(table.location, by_folder, pruned=pruned):
                 for obj in _data_objects(objects):
                     values = _partition_of(f"s3://{bucket}/{obj.key}", by_folder)
                     if values is not None:
-                        folders = (_hive_folder(key.name, value)
-                                   for key, value in zip(table.partition_keys, values, strict=True))
-                        wanted.append(_cached(bucket, obj, table_dir.joinpath(*folders)))
+                        folder = _partition_folder(table_dir, table.partition_keys, values)
+                        wanted.append(_cached(bucket, obj, folder))
         self._download([item for item in wanted if not item.path.exists()])
         self._origins.update((str(item.path), f"s3://{item.bucket}/{item.key}") for item in wanted)
         _remove_unlisted(listed, {str(item.path) for item in wanted})
@@ -270,6 +267,13 @@ def _partition_of(url: str, by_folder: dict[str, tuple[str, ...]]) -> tuple[str,
             return by_folder[folder]
         folder = folder[:-1].rsplit("/", 1)[0] + "/"
     return None
+
+
+def _partition_folder(table_dir: Path, keys: Iterable[Column], values: Iterable[str]) -> Path:
+    """`<table_dir>/<k1>=<v1>/...`: where a partition's copies live, so DuckDB's Hive partitioning reads
+    the values off the path."""
+    folders = (_hive_folder(key.name, value) for key, value in zip(keys, values, strict=True))
+    return table_dir.joinpath(*folders)
 
 
 def _hive_folder(key: str, value: str) -> str:
