@@ -218,6 +218,11 @@ def test_ctas_writes_parquet_and_registers_the_table_like_athena(aws, engine, ra
     with pytest.raises(QueryError, match="must be the last columns"):
         engine.execute(f"CREATE TABLE other WITH (external_location = '{curated(raw, 'y')}', "
                        "partitioned_by = ARRAY['a']) AS SELECT 1 AS a, 2 AS b")
+    # a query that fails while it runs (the table is registered meanwhile) leaves no table behind
+    with pytest.raises(QueryError, match="query failed"):
+        engine.execute(f"CREATE TABLE broken WITH (external_location = '{curated(raw, 'z')}') "
+                       "AS SELECT CAST(order_id AS INTEGER) AS a FROM gadget_sales.gadget_orders_cdc")
+    assert catalog.get_table(glue, "gadget_sales", "broken") is None
 
 
 def test_insert_appends_files_and_partitions_and_checks_types(aws, engine, raw):

@@ -248,15 +248,30 @@ def test_a_refresh_asks_the_catalog_each_question_once_and_drops_a_left_over_sta
               (s3, "before-parameter-build.s3.ListObjectsV2", record_listing)]
     for client, event, handler in events:
         client.meta.events.register(event, handler)
+    statements: list[str] = []
+    run_sql_file = engine.run_sql_file
+
+    def record_statement(name: str, **params: Any) -> Any:
+        statements.append(name)
+        return run_sql_file(name, **params)
+
+    engine.run_sql_file = record_statement
     try:
         incremental = refresh_order_current_state(engine)
     finally:
+        del engine.run_sql_file
         for client, event, handler in events:
             client.meta.events.unregister(event, handler)
 
     assert incremental.mode == "incremental"
     assert_matches_model(engine, [e for _, _, batch in CHANGES for e in batch] + [update])
     assert len(asked) == len(set(asked)), asked  # the watermark lookup and the engine share one answer
+    # one statement: the local engine counted each partition's rows as it wrote them (no count query)
+    assert statements == ["order_current_state_incremental"]
+    counted = engine.query("SELECT presence, count(*) AS n FROM order_latest_event GROUP BY presence")
+    by_presence = dict(zip(counted["presence"], counted["n"], strict=True))
+    assert (incremental.live_orders, incremental.removed_orders) == (by_presence.get("live", 0),
+                                                                     by_presence.get("removed", 0))
     assert ("GetPartitions", RAW_TABLE) in asked
     assert catalog.get_table(glue, database, STAGING_TABLE) is None
     # the raw window (hours 11..13) is listed once, from its first hour folder on; not folder by folder

@@ -34,6 +34,7 @@ class CatalogSession:
         self._tables: dict[tuple[str, str], GlueTable | None] = {}
         self._partitions: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
         self._listings: dict[tuple[str, str, str | None], dict[str, S3Object]] = {}  # (bucket, prefix, after)
+        self._rows: dict[tuple[str, str], dict[tuple[str, ...], int]] = {}  # rows per partition, if known
         self._lock = threading.Lock()  # the memo is shared by prefetch threads; network calls run outside it
 
     def prefetch(self, *lookups: Callable[[], object]) -> None:
@@ -84,13 +85,24 @@ class CatalogSession:
                 for item in self._raw_partitions(database, name, None)]
 
     def table_created(self, database: str, name: str, table_input: dict[str, Any],
-                      partitions: list[dict[str, Any]]) -> None:
-        """A table this job's engine just created (CTAS), with every partition it registered: remembered
-        as Glue would describe it, so the job does not ask Glue for what the engine itself wrote."""
+                      partitions: list[dict[str, Any]], rows: dict[tuple[str, ...], int] | None = None
+                      ) -> None:
+        """A table this job's engine just created (CTAS), with every partition it registered (and, if the
+        engine counted them as it wrote, the rows of each, by partition values): remembered as Glue would
+        describe it, so the job does not ask Glue -- or count -- what the engine itself wrote."""
         self.forget_table(database, name)
         with self._lock:
             self._tables[(database, name)] = GlueTable.from_glue({**table_input, "DatabaseName": database})
             self._partitions[(database, name, None)] = [dict(partition) for partition in partitions]
+            if rows is not None:
+                self._rows[(database, name)] = dict(rows)
+
+    def rows_written(self, database: str, name: str) -> dict[tuple[str, ...], int] | None:
+        """Rows per partition (by values) of a table this job's engine created and counted as it wrote
+        (the local engine does; Athena does not tell): None when unknown -- count them with a query."""
+        with self._lock:
+            rows = self._rows.get((database, name))
+            return dict(rows) if rows is not None else None
 
     def table_dropped(self, database: str, name: str) -> None:
         """This job deleted the table: known absent, not asked again."""
@@ -102,6 +114,7 @@ class CatalogSession:
         """The table or its partitions changed: describe and list them again when next asked."""
         with self._lock:
             self._tables.pop((database, name), None)
+            self._rows.pop((database, name), None)
             for key in [key for key in self._partitions if key[:2] == (database, name)]:
                 del self._partitions[key]
 

@@ -33,11 +33,11 @@ The swap publishes partitions first and the tables' parameters (watermark, diges
 that fails half-way leaves the previous watermark: the next one reads those events again instead of
 believing them merged. The catalog questions of a refresh are asked at once (CatalogSession.prefetch).
 
-Row counts come from the catalog: each partition carries its number of orders as a parameter (counted
-by one small query over the new build only, order_current_state_counts.sql), so counting never scans
-the state. An incremental build also writes marker rows (partition presence=vacated) for the dates that
-changed orders left, so which dates it touched or emptied is read off its partitions: nothing reads the
-previous state after the build.
+Row counts come from the catalog: each partition carries its number of orders as a parameter (as the
+engine counted them while writing -- the local engine does -- else by one small query over the new build
+only, order_current_state_counts.sql), so counting never scans the state. An incremental build also
+writes marker rows (partition presence=vacated) for the dates that changed orders left, so which dates it
+touched or emptied is read off its partitions: nothing reads the previous state after the build.
 """
 
 from __future__ import annotations
@@ -119,8 +119,12 @@ def refresh_order_current_state(
 def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback_hours: int,
              count_rows: bool, started: float) -> CurrentStateBuild:
     database, raw_table = engine.database, raw_table_name(engine.outputs)
+    # first, at once, what needs nothing else: the two tables, the previous state's files and whether a
+    # staging table is left over (the CTAS checks)
     session.prefetch(lambda: session.get_table(database, raw_table),
-                     lambda: session.get_table(database, LATEST_EVENT_TABLE))
+                     lambda: session.get_table(database, LATEST_EVENT_TABLE),
+                     lambda: session.list_objects(*split_s3_url(state_root(engine))),
+                     lambda: session.get_table(database, STAGING_TABLE))
     raw = session.get_table(database, raw_table)
     if raw is None:
         raise QueryError(f"{database}.{raw_table} is not in the catalog yet: run `gadget-pipeline crawl`")
@@ -134,9 +138,9 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
     keys = [key.name for key in raw.partition_keys]
     if start is not None and keys != list(RAW_PARTITION_KEYS):
         start = None  # not Firehose's hourly layout: only a full build is safe
-    # what the build will ask, at once: the raw partitions it may read (the engine's partition pruning
-    # asks the same question for the SQL's raw filter: at_or_after renders it alike), the previous
-    # state's partitions and files, and whether a staging table is left over (the CTAS checks)
+    # then what the build will ask, at once: the raw partitions it may read (the engine's partition
+    # pruning asks the same question for the SQL's raw filter: at_or_after renders it alike), the raw
+    # objects of the window and the previous state's partitions
     raw_filter = at_or_after(keys, list(start)) if start is not None else None
     raw_bucket, raw_prefix = split_s3_url(as_folder(raw.location))
     # the raw objects from the window's first hour folder on: one listing whatever the window's length
@@ -146,8 +150,6 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
     session.prefetch(
         lambda: session.get_partitions(database, raw_table, raw_filter),
         lambda: previous and session.partition_inputs_of(database, LATEST_EVENT_TABLE),
-        lambda: session.list_objects(*split_s3_url(state_root(engine))),
-        lambda: session.get_table(database, STAGING_TABLE),
         lambda: first_folder and session.list_objects(raw_bucket, raw_prefix, start_after=first_folder),
     )
     raw_partitions = session.get_partitions(database, raw_table, raw_filter)
@@ -182,28 +184,33 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
         _create_staging(engine, session, "order_current_state_incremental",
                         {**names, "previous_table": LATEST_EVENT_TABLE, **first})
 
-    # what the build wrote: its partitions with their row counts (one small query over the new build
-    # only); an incremental build's partitions also say which dates it touched (see _swap_in)
+    # what the build wrote: its partitions with their row counts (as the engine counted them while
+    # writing, else one small query over the new build only); an incremental build's partitions also say
+    # which dates it touched (see _swap_in)
     written: dict[Values, int | None] = {}
     if start is not None or count_rows:
-        frame = engine.run_sql_file("order_current_state_counts", database=database,
-                                    target_table=STAGING_TABLE)
-        assert frame is not None
-        rows = zip(frame["order_date"], frame["presence"], frame["orders"], strict=True)
-        for day, presence, orders in rows:
-            if presence != VACATED_PRESENCE:
-                written[(str(day), str(presence))] = int(orders)
+        counted = session.rows_written(database, STAGING_TABLE)
+        if counted is None:
+            frame = engine.run_sql_file("order_current_state_counts", database=database,
+                                        target_table=STAGING_TABLE)
+            assert frame is not None
+            rows = zip(frame["order_date"], frame["presence"], frame["orders"], strict=True)
+            counted = {(str(day), str(presence)): int(orders) for day, presence, orders in rows}
+        written = {values: orders for values, orders in counted.items() if values[1] != VACATED_PRESENCE}
     query_seconds = time.monotonic() - querying
     old = session.partition_inputs_of(database, LATEST_EVENT_TABLE) if previous else []
     parameters = {BUILD_PARAMETER: build_id, RAW_SEEN_PARAMETER: seen_parameter,
                   **({WATERMARK_PARAMETER: watermark} if watermark else {})}
-    partitions, staged, publish = _swap_in(engine, session, parameters, previous, old, written,
-                                           full=start is None)
-    # last, at once: the tables' new parameters, the staging entry dropped (its files now belong to
-    # order_latest_event), and the files that no partition holds deleted
-    keep = [p["StorageDescriptor"]["Location"] for p in old + partitions]
-    concurrently(*publish, lambda: _drop_table(engine, session, STAGING_TABLE),
-                 lambda: _delete_unreferenced(engine, session, keep=keep))
+    # along with the swap of the partitions: the staging entry dropped (its files become
+    # order_latest_event's) and the files that neither the previous nor the new partitions hold deleted;
+    # then, last, the tables' new parameters
+    new = session.partition_inputs_of(database, STAGING_TABLE)
+    keep = [p["StorageDescriptor"]["Location"] for p in old + new if p["Values"][-1] != VACATED_PRESENCE]
+    partitions, staged, publish = _swap_in(
+        engine, session, parameters, previous, old, written, full=start is None,
+        alongside=[lambda: _drop_table(engine, session, STAGING_TABLE),
+                   lambda: _delete_unreferenced(engine, session, keep=keep)])
+    concurrently(*publish)
 
     live = removed = None
     if count_rows:
@@ -300,11 +307,13 @@ def _drop_old_layout(engine: AthenaEngine, session: CatalogSession) -> None:
 
 def _swap_in(engine: AthenaEngine, session: CatalogSession, build_parameters: dict[str, str],
              previous: catalog.GlueTable | None, old: list[dict[str, Any]], written: dict[Values, int | None],
-             *, full: bool) -> tuple[list[dict[str, Any]], set[Values], list[Callable[[], object]]]:
+             *, full: bool, alongside: Iterable[Callable[[], object]] = ()
+             ) -> tuple[list[dict[str, Any]], set[Values], list[Callable[[], object]]]:
     """Point the rewritten partitions of order_latest_event and order_current_state at the new build (all
     of them for a full build, the touched dates for an incremental one). Returns order_latest_event's
     partitions after the swap, the values of those the build wrote, and the table updates that publish
-    the build's parameters (watermark, raw listings seen): the caller runs them last.
+    the build's parameters (watermark, raw listings seen): the caller runs them last. `alongside`: calls
+    that run at once with the partitions' (they must not depend on the swap's order).
 
     Partitions first, the tables' parameters last: a swap that fails half-way then leaves the previous
     watermark, so the next refresh reads those events again (harmless) rather than believing them merged.
@@ -361,6 +370,7 @@ def _swap_in(engine: AthenaEngine, session: CatalogSession, build_parameters: di
                                           [p for p in live if p["Values"][0] not in old_live]),
         lambda: catalog.delete_partitions(glue, database, CURRENT_STATE_TABLE,
                                           sorted((v[0],) for v in gone if v[1] == "live")),
+        *alongside,
     )
     for name in (LATEST_EVENT_TABLE, CURRENT_STATE_TABLE):
         session.forget_table(database, name)

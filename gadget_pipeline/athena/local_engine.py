@@ -220,7 +220,8 @@ class LocalDuckDbEngine(AthenaEngine):
                                               compression=compression)
         self.tables.forget(database, name)
         if self.session is not None:  # the job need not ask Glue for what was just registered
-            self.session.table_created(database, name, created.table_input, created.partitions)
+            self.session.table_created(database, name, created.table_input, created.partitions,
+                                       rows=created.partition_rows)
 
     def _insert_into(self, statement: exp.Insert, params: dict[str, Any]) -> None:
         database, name = self._target_name(statement.this)

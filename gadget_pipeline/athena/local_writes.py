@@ -37,17 +37,20 @@ NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 @dataclass(frozen=True)
 class CreatedTable:
-    """What a CTAS registered in Glue: the TableInput and its PartitionInputs."""
+    """What a CTAS registered in Glue: the TableInput and its PartitionInputs, and the rows it wrote (per
+    partition, by values)."""
 
     table_input: dict[str, Any]
     partitions: list[dict[str, Any]]
     rows: int
+    partition_rows: dict[tuple[str, ...], int]
 
 
 @dataclass(frozen=True)
 class WrittenPartition:
     values: tuple[str, ...]
     folder: Path  # local folder holding this partition's new files
+    rows: int
 
 
 class ParquetWriter:
@@ -90,18 +93,31 @@ class ParquetWriter:
         split = len(columns) - len(partitioned_by)
         descriptor = catalog.storage_descriptor(columns[:split], location, "parquet")
         casts = {column: storage_cast(kind) for column, kind in result}
-        with tempfile.TemporaryDirectory(prefix="gadget-ctas-") as scratch:
-            written, rows = self._write(select_sql, params, casts, partitioned_by, compression, Path(scratch))
-            table_input = {
-                "Name": name, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": descriptor,
-                "PartitionKeys": [key.to_glue() for key in columns[split:]],
-                "Parameters": {"EXTERNAL": "TRUE", "has_encrypted_data": "false",
-                               "parquet.compression": compression.upper()},
-            }
+        table_input = {
+            "Name": name, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": descriptor,
+            "PartitionKeys": [key.to_glue() for key in columns[split:]],
+            "Parameters": {"EXTERNAL": "TRUE", "has_encrypted_data": "false",
+                           "parquet.compression": compression.upper()},
+        }
+        registered = []
+
+        def register() -> None:
             catalog.put_table(glue, database, table_input)
-            partitions = self._publish(database, name, descriptor, location, partitioned_by, written,
-                                       registered={})
-        return CreatedTable(table_input, partitions, rows)
+            registered.append(name)
+
+        with tempfile.TemporaryDirectory(prefix="gadget-ctas-") as scratch:
+            try:
+                # the table is registered while DuckDB runs the query (it releases the GIL), its partitions
+                # once the files are uploaded
+                _, (written, rows) = concurrently(register, lambda: self._write(
+                    select_sql, params, casts, partitioned_by, compression, Path(scratch)))
+                partitions = self._publish(database, name, descriptor, location, partitioned_by, written,
+                                           registered={})
+            except Exception:
+                if registered:  # as Athena's: a CTAS that failed leaves no table behind
+                    catalog.delete_table(glue, database, name)
+                raise
+        return CreatedTable(table_input, partitions, rows, {part.values: part.rows for part in written})
 
     def insert_into(self, table: GlueTable, select_sql: str, params: dict[str, Any],
                     column_order: list[str] | None) -> int:
@@ -160,18 +176,24 @@ class ParquetWriter:
         stem = uuid.uuid4().hex  # unique per statement: INSERT INTO never replaces an earlier file
         if partitioned_by:
             columns = ", ".join(quote_identifier(c) for c in partitioned_by)
+            # RETURN_STATS: one row per file written (its path and rows), so nothing counts them again
             options = (f"FORMAT parquet, COMPRESSION {quote_literal(codec)}, PARTITION_BY ({columns}), "
-                       f"FILENAME_PATTERN {quote_literal(stem + '_{i}')}, OVERWRITE_OR_IGNORE")
-            rows = self.connection.execute(f"COPY ({query}) TO {quote_literal(str(out))} ({options})",
-                                           params).fetchone()[0]
-            folders = sorted({path.parent for path in out.rglob("*.parquet")})
-            return [WrittenPartition(_values_of(f, out, len(partitioned_by)), f) for f in folders], rows
+                       f"FILENAME_PATTERN {quote_literal(stem + '_{i}')}, OVERWRITE_OR_IGNORE, RETURN_STATS")
+            files = self.connection.execute(f"COPY ({query}) TO {quote_literal(str(out))} ({options})",
+                                            params).fetchall()
+            rows_in: dict[Path, int] = {}
+            for file in files:  # (filename, count, file_size_bytes, ...)
+                folder = Path(file[0]).parent
+                rows_in[folder] = rows_in.get(folder, 0) + int(file[1])
+            written = [WrittenPartition(_values_of(folder, out, len(partitioned_by)), folder, count)
+                       for folder, count in sorted(rows_in.items())]
+            return written, sum(rows_in.values())
         out.mkdir()
         target = quote_literal(str(out / f"{stem}.parquet"))
         rows = self.connection.execute(
             f"COPY ({query}) TO {target} (FORMAT parquet, COMPRESSION {quote_literal(codec)})", params
         ).fetchone()[0]
-        return [WrittenPartition((), out)], rows
+        return [WrittenPartition((), out, rows)], rows
 
     def _publish(self, database: str, name: str, descriptor: dict[str, Any], location: str, keys: list[str],
                  written: list[WrittenPartition], registered: dict[tuple[str, ...], str]
