@@ -119,10 +119,11 @@ def refresh_order_current_state(
 def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback_hours: int,
              count_rows: bool, started: float) -> CurrentStateBuild:
     database, raw_table = engine.database, raw_table_name(engine.outputs)
-    # first, at once, what needs nothing else: the two tables, the previous state's files and whether a
-    # staging table is left over (the CTAS checks)
+    # first, at once, what needs nothing else: the two tables, the previous state's partitions and files
+    # and whether a staging table is left over (the CTAS checks)
     session.prefetch(lambda: session.get_table(database, raw_table),
                      lambda: session.get_table(database, LATEST_EVENT_TABLE),
+                     lambda: _previous_partitions(session, database),
                      lambda: session.list_objects(*split_s3_url(state_root(engine))),
                      lambda: session.get_table(database, STAGING_TABLE))
     raw = session.get_table(database, raw_table)
@@ -139,8 +140,8 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
     if start is not None and keys != list(RAW_PARTITION_KEYS):
         start = None  # not Firehose's hourly layout: only a full build is safe
     # then what the build will ask, at once: the raw partitions it may read (the engine's partition
-    # pruning asks the same question for the SQL's raw filter: at_or_after renders it alike), the raw
-    # objects of the window and the previous state's partitions
+    # pruning asks the same question for the SQL's raw filter: at_or_after renders it alike) and the raw
+    # objects of the window
     raw_filter = at_or_after(keys, list(start)) if start is not None else None
     raw_bucket, raw_prefix = split_s3_url(as_folder(raw.location))
     # the raw objects from the window's first hour folder on: one listing whatever the window's length
@@ -149,7 +150,6 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
         if start else None
     session.prefetch(
         lambda: session.get_partitions(database, raw_table, raw_filter),
-        lambda: previous and session.partition_inputs_of(database, LATEST_EVENT_TABLE),
         lambda: first_folder and session.list_objects(raw_bucket, raw_prefix, start_after=first_folder),
     )
     raw_partitions = session.get_partitions(database, raw_table, raw_filter)
@@ -224,6 +224,16 @@ def _refresh(engine: AthenaEngine, session: CatalogSession, mode: Mode, lookback
         rows_written=sum(n for n in written.values() if n is not None) if written else None,
         query_seconds=query_seconds,
     )
+
+
+def _previous_partitions(session: CatalogSession, database: str) -> None:
+    """Ask for the previous state's partitions before knowing whether there is a previous state (one round
+    trip less): no table, no answer."""
+    glue = session.target.client("glue")
+    try:
+        session.partition_inputs_of(database, LATEST_EVENT_TABLE)
+    except glue.exceptions.EntityNotFoundException:
+        pass
 
 
 def _lookback_start(watermark: str | None, lookback_hours: int) -> tuple[str, ...] | None:
