@@ -236,7 +236,8 @@ def main() -> int:
                   f"({full_after.duration_seconds:.2f}s); rewrote {incremental.dates_rewritten} of "
                   f"{incremental.dates_total} order_date partitions ({incremental.rows_written:,} of "
                   f"{state:,} orders); {incremental.live_orders:,} live")
-            print(f"  of which the engine's statements (the build, its row counts): "
+            print(f"  of which the engine's statements (the build; the row counts unless the engine counted "
+                  f"them while writing): "
                   f"{incremental.query_seconds:.2f}s; the rest (catalog and S3 calls, planning): "
                   f"{incremental.duration_seconds - incremental.query_seconds:.2f}s")
             print(f"  {used}")

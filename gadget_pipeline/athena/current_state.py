@@ -92,7 +92,7 @@ class CurrentStateBuild:
     dates_rewritten: int = 0  # order_date partitions written by this build
     dates_total: int = 0  # order_date partitions of the state after it
     rows_written: int | None = None  # rows (live + removed orders) this build wrote
-    query_seconds: float = 0.0  # of duration_seconds: the engine's statements (the build, its row counts)
+    query_seconds: float = 0.0  # of duration_seconds: the engine's statements (the build, any row count)
 
 
 def raw_table_name(outputs: dict[str, str]) -> str:
