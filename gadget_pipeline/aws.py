@@ -31,9 +31,9 @@ _SESSION_LOCK = threading.Lock()
 
 
 def parse_aws_timestamp(value: Any) -> datetime:
-    """botocore's timestamp parser, with ISO 8601 text (every LastModified of an S3 listing, most JSON
-    APIs) read by datetime.fromisoformat: botocore's general parser (dateutil) costs ~0.2 ms per value,
-    more than the rest of parsing a listed object. Anything else (RFC 822 headers, epoch numbers) goes to
+    """botocore's timestamp parser, with ISO 8601 text (every LastModified of an S3 listing) read by
+    datetime.fromisoformat: ~0.3 us a value instead of ~35 us in botocore's general parser (dateutil),
+    paid for every object of every listing. Anything else (RFC 822 headers, epoch numbers) goes to
     botocore's. The same values: aware when the text has a zone (AWS's always does), naive otherwise."""
     if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] in "T ":
         try:
