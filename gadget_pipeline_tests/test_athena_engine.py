@@ -225,6 +225,22 @@ def test_ctas_writes_parquet_and_registers_the_table_like_athena(aws, engine, ra
     assert catalog.get_table(glue, "gadget_sales", "broken") is None
 
 
+def test_a_ctas_racing_another_job_for_the_table_neither_replaces_nor_drops_it(aws, engine, raw, monkeypatch):
+    from gadget_pipeline.athena import local_writes
+
+    engine.execute(f"CREATE TABLE gadget_sales.theirs WITH (external_location = '{curated(raw, 'theirs')}') "
+                   "AS SELECT 1 AS a")
+    # the other job created it after this CTAS checked: the check saw no table
+    monkeypatch.setattr(local_writes.catalog, "get_table", lambda *_args: None)
+    with pytest.raises(QueryError, match="already exists"):
+        engine.execute(f"CREATE TABLE gadget_sales.theirs WITH (external_location = "
+                       f"'{curated(raw, 'mine')}') AS SELECT 'x' AS b")
+    monkeypatch.undo()
+    table = catalog.get_table(aws.client("glue"), "gadget_sales", "theirs")
+    assert table is not None and [c.name for c in table.columns] == ["a"]
+    assert table.location == curated(raw, "theirs")
+
+
 def test_insert_appends_files_and_partitions_and_checks_types(aws, engine, raw):
     location = curated(raw, "facts")
     engine.execute(f"CREATE TABLE facts WITH (external_location = '{location}', "

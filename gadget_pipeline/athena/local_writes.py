@@ -101,8 +101,11 @@ class ParquetWriter:
         }
         registered = []
 
-        def register() -> None:
-            catalog.put_table(glue, database, table_input)
+        def register() -> None:  # created, never replaced: another job may have created it since the check
+            try:
+                glue.create_table(DatabaseName=database, TableInput=table_input)
+            except glue.exceptions.AlreadyExistsException:
+                raise QueryError(f"Table 'awsdatacatalog.{database}.{name}' already exists") from None
             registered.append(name)
 
         with tempfile.TemporaryDirectory(prefix="gadget-ctas-") as scratch:
