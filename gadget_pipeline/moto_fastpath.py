@@ -81,10 +81,8 @@ def list_objects_v2_body(result: dict[str, Any]) -> str:
     parts.append(f"<Name>{_xml(result['Name'])}</Name>")
     parts.append(f"<Prefix>{_xml(result['Prefix'])}</Prefix>" if result["Prefix"] else "<Prefix/>")
     parts.append(f"<MaxKeys>{int(result['MaxKeys'])}</MaxKeys>")
-    if "EncodingType" in result:
-        parts.append(f"<EncodingType>{_xml(result['EncodingType'])}</EncodingType>")
     parts.append(f"<KeyCount>{int(result['KeyCount'])}</KeyCount>")
-    for name in ("NextContinuationToken", "StartAfter"):
+    for name in ("EncodingType", "NextContinuationToken", "StartAfter"):
         if name in result:
             parts.append(f"<{name}>{_xml(result[name])}</{name}>")
     parts.append("</ListBucketResult>")

@@ -42,8 +42,11 @@ class CreatedTable:
 
     table_input: dict[str, Any]
     partitions: list[dict[str, Any]]
-    rows: int
     partition_rows: dict[tuple[str, ...], int]
+
+    @property
+    def rows(self) -> int:
+        return sum(self.partition_rows.values())
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class ParquetWriter:
             try:
                 # the table is registered while DuckDB runs the query (it releases the GIL), its partitions
                 # once the files are uploaded
-                _, (written, rows) = concurrently(register, lambda: self._write(
+                _, written = concurrently(register, lambda: self._write(
                     select_sql, params, casts, partitioned_by, compression, Path(scratch)))
                 partitions = self._publish(database, name, descriptor, location, partitioned_by, written,
                                            registered={})
@@ -120,7 +123,7 @@ class ParquetWriter:
                 if registered:  # as Athena's: a CTAS that failed leaves no table behind
                     catalog.delete_table(glue, database, name)
                 raise
-        return CreatedTable(table_input, partitions, rows, {part.values: part.rows for part in written})
+        return CreatedTable(table_input, partitions, {part.values: part.rows for part in written})
 
     def insert_into(self, table: GlueTable, select_sql: str, params: dict[str, Any],
                     column_order: list[str] | None) -> int:
@@ -158,16 +161,16 @@ class ParquetWriter:
         descriptor = table.raw.get("StorageDescriptor", {})
         compression = table.parameters.get("parquet.compression", "SNAPPY")
         with tempfile.TemporaryDirectory(prefix="gadget-insert-") as scratch:
-            written, rows = self._write(query, params, {}, keys, compression, Path(scratch))
+            written = self._write(query, params, {}, keys, compression, Path(scratch))
             self._publish(table.database, table.name, descriptor, table.location, keys, written, registered)
-        return rows
+        return sum(part.rows for part in written)
 
     # ------------------------------------------------------------------ files
 
     def _write(self, select_sql: str, params: dict[str, Any], casts: dict[str, str | None],
                partitioned_by: list[str], compression: str, scratch: Path
-               ) -> tuple[list[WrittenPartition], int]:
-        """COPY the query's rows to local Parquet files, one folder per partition; (folders, rows)."""
+               ) -> list[WrittenPartition]:
+        """COPY the query's rows to local Parquet files, one folder per partition, each with its rows."""
         codec = COMPRESSIONS.get(compression.upper())
         if codec is None:
             raise QueryError(f"write_compression must be one of {sorted(COMPRESSIONS)}, got {compression!r}")
@@ -188,15 +191,14 @@ class ParquetWriter:
             for file in files:  # (filename, count, file_size_bytes, ...)
                 folder = Path(file[0]).parent
                 rows_in[folder] = rows_in.get(folder, 0) + int(file[1])
-            written = [WrittenPartition(_values_of(folder, out, len(partitioned_by)), folder, count)
-                       for folder, count in sorted(rows_in.items())]
-            return written, sum(rows_in.values())
+            return [WrittenPartition(_values_of(folder, out, len(partitioned_by)), folder, count)
+                    for folder, count in sorted(rows_in.items())]
         out.mkdir()
         target = quote_literal(str(out / f"{stem}.parquet"))
         rows = self.connection.execute(
             f"COPY ({query}) TO {target} (FORMAT parquet, COMPRESSION {quote_literal(codec)})", params
         ).fetchone()[0]
-        return [WrittenPartition((), out, rows)], rows
+        return [WrittenPartition((), out, rows)]
 
     def _publish(self, database: str, name: str, descriptor: dict[str, Any], location: str, keys: list[str],
                  written: list[WrittenPartition], registered: dict[tuple[str, ...], str]
