@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -144,18 +145,32 @@ def test_the_cache_drops_copies_of_deleted_objects_and_idle_folders(aws, deploye
     assert len(cached_files(cache)) == 1  # the table just read keeps its copy
 
 
+def test_the_tables_a_statement_reads_are_fetched_at_once(aws, engine, raw, monkeypatch):
+    engine.execute(f"CREATE TABLE shipped WITH (format = 'PARQUET', external_location = "
+                   f"'{curated(raw, 'shipped')}') AS SELECT order_id, status FROM gadget_orders_cdc")
+    local_files, both_fetching = engine.tables._local_files, threading.Barrier(2, timeout=10)
+
+    def meet_the_other_fetch(*args, **kwargs):  # serial fetches would never meet: BrokenBarrierError
+        both_fetching.wait()
+        return local_files(*args, **kwargs)
+
+    monkeypatch.setattr(engine.tables, "_local_files", meet_the_other_fetch)
+    frame = engine.query("SELECT count(*) AS n FROM gadget_orders_cdc AS c JOIN shipped AS s "
+                         "ON s.order_id = c.order_id WHERE s.status = 'SHIPPED'")
+    assert frame["n"].tolist() == [2]  # o1's two events join its one SHIPPED row
+
+
 def test_a_statement_whose_cached_copy_vanishes_mid_way_runs_once_more(aws, engine, raw, monkeypatch):
     assert len(engine.query("SELECT * FROM gadget_orders_cdc")) == 3
-    expose, vanished = engine.tables.expose, []
+    expose_all, vanished = engine.tables.expose_all, []
 
     def expose_then_lose_a_copy(*args, **kwargs):  # another engine trims the cache after this one listed
-        view = expose(*args, **kwargs)
+        expose_all(*args, **kwargs)
         if not vanished:
             vanished.append(cached_files(engine.tables.cache_dir)[0])
             vanished[0].unlink()
-        return view
 
-    monkeypatch.setattr(engine.tables, "expose", expose_then_lose_a_copy)
+    monkeypatch.setattr(engine.tables, "expose_all", expose_then_lose_a_copy)
     assert len(engine.query("SELECT * FROM gadget_orders_cdc")) == 3
     assert vanished and vanished[0].exists()  # fetched again by the second run of the statement
 

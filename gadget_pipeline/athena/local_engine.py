@@ -38,7 +38,7 @@ from gadget_pipeline.athena.sql_text import (
     s3_location,
     sql_identifier,
 )
-from gadget_pipeline.aws import AwsTarget
+from gadget_pipeline.aws import AwsTarget, concurrently
 from gadget_pipeline.catalog import glue as catalog
 from gadget_pipeline.catalog.glue import Column, GlueTable
 from gadget_pipeline.catalog.hive_types import HiveTypeError, parse_hive_type
@@ -128,7 +128,7 @@ class LocalDuckDbEngine(AthenaEngine):
         parsed it for this one run (copying a large statement's tree costs more than translating it)."""
         ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
         described: dict[tuple[str, str], GlueTable] = {}  # one statement sees one catalog state
-        views: dict[tuple[str, str, str | None], str] = {}
+        exposed: dict[tuple[str, str, str | None], tuple[GlueTable, str | None]] = {}
         for table in list(query.find_all(exp.Table)):
             if not table.name or (not table.args.get("db") and table.name.lower() in ctes):
                 continue
@@ -138,18 +138,23 @@ class LocalDuckDbEngine(AthenaEngine):
             glue_table = described[key]
             string_keys = {k.name for k in glue_table.partition_keys if k.type == "string"}
             partition_filter = glue_partition_filter(table, string_keys, params) if string_keys else None
-            if (*key, partition_filter) not in views:
-                views[(*key, partition_filter)] = self.tables.expose(glue_table, partition_filter)
-            view = views[(*key, partition_filter)]
+            exposed.setdefault((*key, partition_filter), (glue_table, partition_filter))
             if not table.args.get("alias"):
                 table.set("alias", exp.TableAlias(this=exp.to_identifier(glue_table.name)))
             table.set("catalog", None)
             table.set("db", exp.to_identifier(glue_table.database, quoted=True))
-            table.set("this", exp.to_identifier(view, quoted=True))
-        try:
-            return query.sql(dialect="duckdb")
-        except SqlglotError as error:
-            raise QueryError(f"cannot translate the SQL for DuckDB: {error}") from None
+            table.set("this", exp.to_identifier(self.tables.view_name(glue_table, partition_filter),
+                                                quoted=True))
+
+        def translated() -> str:
+            try:
+                return query.sql(dialect="duckdb")
+            except SqlglotError as error:
+                raise QueryError(f"cannot translate the SQL for DuckDB: {error}") from None
+
+        # the views' files are fetched (downloads, mostly waiting) while the statement is written out
+        _, duckdb_sql = concurrently(lambda: self.tables.expose_all(list(exposed.values())), translated)
+        return duckdb_sql
 
     @contextmanager
     def _query_errors(self) -> Iterator[None]:

@@ -88,10 +88,32 @@ class LocalTableCache:
     def expose(self, table: GlueTable, partition_filter: str | None = None) -> str:
         """Create or refresh a view of the table (of the partitions matching a Glue expression, if
         given) in DuckDB schema "database"; returns the view's name."""
-        view = table.name
-        if partition_filter:
-            view = f"{table.name}__{hashlib.sha1(partition_filter.encode()).hexdigest()[:10]}"  # noqa: S324
-        files = self._local_files(table, partition_filter)
+        self.expose_all([(table, partition_filter)])
+        return self.view_name(table, partition_filter)
+
+    def expose_all(self, wanted: list[tuple[GlueTable, str | None]]) -> None:
+        """Create or refresh the views of several tables (each with its partition filter, or None) that
+        one statement reads. Their files are fetched concurrently -- one table's downloads need not wait
+        for another's listing and downloads --, a table's several filters one after another (they share
+        its cache folder); the views are then created in turn (one DuckDB connection)."""
+        self._sweep_idle()
+        by_table: dict[tuple[str, str], list[tuple[GlueTable, str | None]]] = {}
+        for table, partition_filter in wanted:
+            by_table.setdefault((table.database, table.name), []).append((table, partition_filter))
+        fetched = concurrently(*(lambda group=group: [self._local_files(*item) for item in group]
+                                 for group in by_table.values()))
+        for group, files_of_group in zip(by_table.values(), fetched, strict=True):
+            for (table, partition_filter), files in zip(group, files_of_group, strict=True):
+                self._create_view(table, self.view_name(table, partition_filter), files)
+
+    @staticmethod
+    def view_name(table: GlueTable, partition_filter: str | None) -> str:
+        """The view of a table, or of its partitions matching a filter: named apart per filter."""
+        if not partition_filter:
+            return table.name
+        return f"{table.name}__{hashlib.sha1(partition_filter.encode()).hexdigest()[:10]}"  # noqa: S324
+
+    def _create_view(self, table: GlueTable, view: str, files: list[CachedObject]) -> None:
         view_sql = _view_sql(table, [str(f.path) for f in files])
         fingerprint = hashlib.sha256(view_sql.encode()).hexdigest()
         if self._fingerprints.get((table.database, view)) != fingerprint:
@@ -99,7 +121,6 @@ class LocalTableCache:
             self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             self.connection.execute(f"CREATE OR REPLACE VIEW {schema}.{quote_identifier(view)} AS {view_sql}")
             self._fingerprints[(table.database, view)] = fingerprint
-        return view
 
     def adopt(self, bucket: str, key: str, etag: str, path: Path) -> None:
         """Keep a copy of a file just uploaded as s3://bucket/key (with this ETag): reading the object back
@@ -128,7 +149,6 @@ class LocalTableCache:
             self.target.client("s3"), bucket, prefix)
 
     def _local_files(self, table: GlueTable, partition_filter: str | None) -> list[CachedObject]:
-        self._sweep_idle()
         # tables sharing a location but not a layout (order_latest_event, order_current_state) get their own
         identity = f"{table.location}|{','.join(key.name for key in table.partition_keys)}"
         table_dir = self.cache_dir / hashlib.sha1(identity.encode()).hexdigest()[:16]  # noqa: S324
