@@ -85,17 +85,12 @@ class LocalTableCache:
                              f"{table.storage_format}")
         return table
 
-    def expose(self, table: GlueTable, partition_filter: str | None = None) -> str:
-        """Create or refresh a view of the table (of the partitions matching a Glue expression, if
-        given) in DuckDB schema "database"; returns the view's name."""
-        self.expose_all([(table, partition_filter)])
-        return self.view_name(table, partition_filter)
-
     def expose_all(self, wanted: list[tuple[GlueTable, str | None]]) -> None:
-        """Create or refresh the views of several tables (each with its partition filter, or None) that
-        one statement reads. Their files are fetched concurrently -- one table's downloads need not wait
-        for another's listing and downloads --, a table's several filters one after another (they share
-        its cache folder); the views are then created in turn (one DuckDB connection)."""
+        """Create or refresh, in DuckDB schema "database", the views (`view_name`) of the tables one
+        statement reads, each of the partitions matching a Glue expression (or of all). The tables' files
+        are fetched concurrently -- one table's downloads need not wait for another's --, a table's
+        several filters in turn (they share its cache folder); the views are then created one by one
+        (one DuckDB connection)."""
         self._sweep_idle()
         by_table: dict[tuple[str, str], list[tuple[GlueTable, str | None]]] = {}
         for table, partition_filter in wanted:
