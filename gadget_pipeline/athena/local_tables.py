@@ -88,16 +88,16 @@ class LocalTableCache:
     def expose_all(self, wanted: list[tuple[GlueTable, str | None]]) -> None:
         """Create or refresh, in DuckDB schema "database", the views (`view_name`) of the tables one
         statement reads, each of the partitions matching a Glue expression (or of all). The tables' files
-        are fetched concurrently -- one table's downloads need not wait for another's --, a table's
-        several filters in turn (they share its cache folder); the views are then created one by one
-        (one DuckDB connection)."""
+        are fetched concurrently -- one table's downloads need not wait for another's --, those that
+        share a cache folder (a table's several filters) in turn, as each trims the folder to what it
+        wants; the views are then created one by one (one DuckDB connection)."""
         self._sweep_idle()
-        by_table: dict[tuple[str, str], list[tuple[GlueTable, str | None]]] = {}
+        by_folder: dict[Path, list[tuple[GlueTable, str | None]]] = {}
         for table, partition_filter in wanted:
-            by_table.setdefault((table.database, table.name), []).append((table, partition_filter))
+            by_folder.setdefault(self._table_dir(table), []).append((table, partition_filter))
         fetched = concurrently(*(lambda group=group: [self._local_files(*item) for item in group]
-                                 for group in by_table.values()))
-        for group, files_of_group in zip(by_table.values(), fetched, strict=True):
+                                 for group in by_folder.values()))
+        for group, files_of_group in zip(by_folder.values(), fetched, strict=True):
             for (table, partition_filter), files in zip(group, files_of_group, strict=True):
                 self._create_view(table, self.view_name(table, partition_filter), files)
 
@@ -143,10 +143,14 @@ class LocalTableCache:
         return session.list_objects(bucket, prefix) if session else iter_objects(
             self.target.client("s3"), bucket, prefix)
 
-    def _local_files(self, table: GlueTable, partition_filter: str | None) -> list[CachedObject]:
-        # tables sharing a location but not a layout (order_latest_event, order_current_state) get their own
+    def _table_dir(self, table: GlueTable) -> Path:
+        """The cache folder of a table's copies: one per location and layout -- tables sharing a location
+        but not a layout (order_latest_event, order_current_state) get their own."""
         identity = f"{table.location}|{','.join(key.name for key in table.partition_keys)}"
-        table_dir = self.cache_dir / hashlib.sha1(identity.encode()).hexdigest()[:16]  # noqa: S324
+        return self.cache_dir / hashlib.sha1(identity.encode()).hexdigest()[:16]  # noqa: S324
+
+    def _local_files(self, table: GlueTable, partition_filter: str | None) -> list[CachedObject]:
+        table_dir = self._table_dir(table)
         wanted: list[CachedObject] = []
         listed = [table_dir]  # the local folders whose every object the listings below saw
         if not table.partition_keys:
